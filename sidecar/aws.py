@@ -1,0 +1,224 @@
+"""The AWS edge: botocore clients, one function per operation, and error classification.
+
+Only this module imports botocore, and only when a run needs the network (``check`` never does).
+Each operation maps results back to targets by identity, never by position.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, Final
+
+from sidecar import __version__
+from sidecar.outcomes import Failure, Fetched, Outcome
+from sidecar.plan import Call
+from sidecar.references import ObjectTarget, ParameterTarget, SecretTarget, Target
+from sidecar.secret import SecretBytes
+
+if TYPE_CHECKING:
+    from botocore.session import Session
+
+CONNECT_TIMEOUT_SECONDS: Final = 3.0
+READ_TIMEOUT_SECONDS: Final = 10.0
+
+TRANSIENT_CODES: Final = frozenset({
+    "Throttling", "ThrottlingException", "ThrottledException", "RequestThrottledException",
+    "TooManyRequestsException", "RequestLimitExceeded", "SlowDown", "RequestTimeout", "RequestTimeoutException",
+    "InternalServiceError", "InternalServiceErrorException", "InternalFailure", "InternalError",
+    "ServiceUnavailable", "ServiceUnavailableException", "PriorRequestNotComplete", "EC2ThrottledException",
+})
+NOT_FOUND_CODES: Final = frozenset({
+    "ResourceNotFoundException", "ParameterNotFound", "ParameterVersionNotFound", "NoSuchKey", "NoSuchVersion",
+    "NoSuchBucket",
+})
+ACCESS_DENIED_CODES: Final = frozenset({"AccessDeniedException", "AccessDenied", "Forbidden", "403"})
+MAX_AWS_MESSAGE_CHARS: Final = 200
+PERMISSION: Final = {
+    "GetSecretValue": "secretsmanager:GetSecretValue",
+    "BatchGetSecretValue": "secretsmanager:BatchGetSecretValue",
+    "GetParameters": "ssm:GetParameters",
+    "GetObject": "s3:GetObject",
+}
+
+
+class ClientFactory:
+    """One botocore session; one client per (service, region), created on demand, tuned for start-up."""
+
+    def __init__(self, *, concurrency: int, read_timeout: float = READ_TIMEOUT_SECONDS) -> None:
+        from botocore.config import Config
+        from botocore.session import get_session
+
+        self.session: Session = get_session()
+        self._config = Config(
+            # Retries belong to tenacity alone: two retry layers would multiply attempts past the deadline.
+            retries={"total_max_attempts": 1, "mode": "standard"},
+            connect_timeout=CONNECT_TIMEOUT_SECONDS,
+            read_timeout=read_timeout,
+            max_pool_connections=concurrency,
+            user_agent_extra=f"ecs-secrets-sidecar/{__version__}",
+        )
+        self._clients: dict[tuple[str, str], Any] = {}
+
+    def client(self, service: str, region: str) -> Any:
+        # Client creation is not thread-safe in botocore: callers create every client before fetching.
+        key = (service, region)
+        if key not in self._clients:
+            self._clients[key] = self.session.create_client(service, region_name=region, config=self._config)
+        return self._clients[key]
+
+
+def known_regions() -> frozenset[str]:
+    """Every region in botocore's endpoint data, across partitions."""
+    from botocore.loaders import create_loader
+
+    endpoints = create_loader().load_data("endpoints")
+    return frozenset(region for partition in endpoints["partitions"] for region in partition["regions"])
+
+
+# --- operations -------------------------------------------------------------------------------------------
+
+
+def perform(client: Any, call: Call, max_bytes: int) -> dict[Target, Outcome]:
+    """Make one API call; per-item failures come back as ``Failure``, whole-call failures raise."""
+    return _OPERATIONS[call.operation](client, call, max_bytes)
+
+
+def _get_secret_value(client: Any, call: Call, max_bytes: int) -> dict[Target, Outcome]:
+    (target,) = call.targets
+    assert isinstance(target, SecretTarget)  # noqa: S101 - the planner only puts secrets here
+    params: dict[str, str] = {"SecretId": target.secret_id}
+    if target.version_id:
+        params["VersionId"] = target.version_id
+    elif target.version_stage:
+        params["VersionStage"] = target.version_stage
+    return {target: _secret_outcome(target, client.get_secret_value(**params), max_bytes)}
+
+
+def _batch_get_secret_value(client: Any, call: Call, max_bytes: int) -> dict[Target, Outcome]:
+    targets = [t for t in call.targets if isinstance(t, SecretTarget)]
+    response = client.batch_get_secret_value(SecretIdList=[t.secret_id for t in targets])
+    outcomes: dict[Target, Outcome] = {}
+    for item in response.get("SecretValues", []):
+        for target in targets:
+            if _same_secret(target.secret_id, item.get("ARN", ""), item.get("Name", "")):
+                outcomes[target] = _secret_outcome(target, item, max_bytes)
+    for error in response.get("Errors", []):
+        for target in targets:
+            if _same_secret(target.secret_id, error.get("SecretId", ""), error.get("SecretId", "")):
+                code = error.get("ErrorCode", "UnknownError")
+                outcomes[target] = failure_for(code, error.get("Message", ""), target, "BatchGetSecretValue")
+    for target in targets:
+        if target not in outcomes:
+            outcomes[target] = Failure("MissingFromResponse", f"BatchGetSecretValue did not answer for {target.describe()}")
+    return outcomes
+
+
+def _same_secret(requested: str, arn: str, name: str) -> bool:
+    """A requested id (full ARN, partial ARN without the 6-character suffix, or name) matches a result."""
+    if requested in (arn, name):
+        return True
+    suffix = arn[len(requested) :]
+    return arn.startswith(requested) and len(suffix) == 7 and suffix[0] == "-"  # noqa: PLR2004
+
+
+def _secret_outcome(target: SecretTarget, item: Mapping[str, Any], max_bytes: int) -> Outcome:
+    if "SecretString" in item:
+        value = item["SecretString"].encode("utf-8")
+    elif "SecretBinary" in item:
+        value = bytes(item["SecretBinary"])  # botocore already decoded the base64: never decode twice
+    else:
+        return Failure("NoValue", f"{target.describe()} has no SecretString or SecretBinary in that version")
+    return _sized(target, value, item.get("VersionId"), max_bytes)
+
+
+def _get_parameters(client: Any, call: Call, max_bytes: int) -> dict[Target, Outcome]:
+    targets = {t.name: t for t in call.targets if isinstance(t, ParameterTarget)}
+    response = client.get_parameters(Names=list(targets), WithDecryption=True)
+    outcomes: dict[Target, Outcome] = {}
+    for parameter in response.get("Parameters", []):
+        requested = parameter["Name"] + (parameter.get("Selector") or "")
+        target = targets.get(requested)
+        if target is not None:
+            value = parameter.get("Value", "").encode("utf-8")
+            outcomes[target] = _sized(target, value, str(parameter.get("Version", "")) or None, max_bytes)
+    for name in response.get("InvalidParameters", []):
+        if name in targets:
+            outcomes[targets[name]] = failure_for("ParameterNotFound", "", targets[name], "GetParameters")
+    for target in targets.values():
+        if target not in outcomes:
+            outcomes[target] = Failure("MissingFromResponse", f"GetParameters did not answer for {target.describe()}")
+    return outcomes
+
+
+def _get_object(client: Any, call: Call, max_bytes: int) -> dict[Target, Outcome]:
+    (target,) = call.targets
+    assert isinstance(target, ObjectTarget)  # noqa: S101 - the planner only puts objects here
+    params = {"Bucket": target.bucket, "Key": target.key}
+    if target.version_id:
+        params["VersionId"] = target.version_id
+    response = client.get_object(**params)
+    body = response["Body"]
+    try:
+        if response.get("ContentLength", 0) > max_bytes:
+            return {target: _too_large(target, max_bytes)}
+        value = body.read(max_bytes + 1)  # never more than the limit, whatever the object's size
+    finally:
+        body.close()
+    return {target: _sized(target, value, response.get("VersionId"), max_bytes)}
+
+
+def _sized(target: Target, value: bytes, version: str | None, max_bytes: int) -> Outcome:
+    if len(value) > max_bytes:
+        return _too_large(target, max_bytes)
+    return Fetched(SecretBytes(value), version)
+
+
+def _too_large(target: Target, max_bytes: int) -> Failure:
+    return Failure("TooLarge", f"{target.describe()} is larger than SIDECAR_MAX_BYTES ({max_bytes} bytes)")
+
+
+_OPERATIONS: Final[dict[str, Callable[[Any, Call, int], dict[Target, Outcome]]]] = {
+    "GetSecretValue": _get_secret_value,
+    "BatchGetSecretValue": _batch_get_secret_value,
+    "GetParameters": _get_parameters,
+    "GetObject": _get_object,
+}
+
+
+# --- errors -----------------------------------------------------------------------------------------------
+
+
+def error_code(exc: BaseException) -> tuple[str, bool]:
+    """The AWS error code (or exception class) of a failed call, and whether a retry may help."""
+    from botocore import exceptions as bce
+
+    if isinstance(exc, bce.ClientError):
+        code = str(exc.response.get("Error", {}).get("Code", "Unknown"))
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        permanent = code in NOT_FOUND_CODES or code in ACCESS_DENIED_CODES
+        return code, code in TRANSIENT_CODES or (status >= 500 and not permanent)  # noqa: PLR2004
+    if isinstance(exc, bce.HTTPClientError | bce.ConnectionError | bce.CredentialRetrievalError):
+        return type(exc).__name__, True
+    return type(exc).__name__, False
+
+
+def aws_message(exc: BaseException) -> str:
+    from botocore.exceptions import ClientError
+
+    if isinstance(exc, ClientError):
+        return str(exc.response.get("Error", {}).get("Message", ""))
+    return str(exc)
+
+
+def failure_for(code: str, message: str, target: Target, operation: str) -> Failure:
+    """A plain-English, value-free explanation of an AWS error code for one target."""
+    said = f" (AWS: {message[:MAX_AWS_MESSAGE_CHARS]})" if message else ""
+    what = target.describe()
+    if code in NOT_FOUND_CODES:
+        return Failure(code, f"{what} was not found ({code}){said}", not_found=True)
+    if code in ACCESS_DENIED_CODES:
+        kms = " or kms:Decrypt on its KMS key" if "kms" in message.lower() else ""
+        return Failure(code, f"access denied ({code}): the task role lacks {PERMISSION[operation]}{kms} on {what}{said}")
+    if code in ("DecryptionFailure", "KMSAccessDeniedException", "KMSDisabledException", "KMSInvalidStateException"):
+        return Failure(code, f"KMS could not decrypt {what} ({code}): the task role needs kms:Decrypt on its key{said}")
+    return Failure(code, f"{operation} failed for {what} with {code}{said}")

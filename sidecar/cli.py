@@ -1,0 +1,137 @@
+"""Command line: ``secrets-sidecar [run|check] [options]``; ``main`` returns the exit code."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sidecar import __version__
+from sidecar.config import OPTIONS, Settings, load_settings, logging_preferences
+from sidecar.errors import EXIT_CONFIG, EXIT_OK, EXIT_UNEXPECTED, SidecarError
+
+COMMANDS = ("run", "check")
+EXIT_CODES = """\
+exit codes:
+  0  every required secret was written (check: the configuration is valid)
+  1  unexpected error (a bug: please report it with the log)
+  2  configuration error; nothing was fetched
+  3  a secret could not be fetched or did not match its reference
+     (not found, access denied, KMS decryption failure, json-key missing, too large,
+     retries or deadline exhausted)
+  4  the files could not be written (output directory missing or not writable, volume
+     full or read-only, owner change not permitted); previous contents are untouched
+
+Every setting is also read from its SIDECAR_* environment variable and from the JSON file named
+by SIDECAR_CONFIG_FILE; flags win over the environment, the environment over the file.
+Documentation: docs/configuration.md"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    for option in OPTIONS:
+        common.add_argument(option.flag, dest=option.key, metavar=option.env, help=option.help)
+    common.add_argument("--secrets", dest="secrets", metavar="JSON", help="JSON array of {name, valueFrom, ...}")
+    common.add_argument("--config-file", dest="configFile", metavar="FILE", help="JSON config file")
+
+    parser = argparse.ArgumentParser(
+        prog="secrets-sidecar",
+        description="Fetch secrets from AWS Secrets Manager, SSM Parameter Store and S3, and write them as "
+        "files with restrictive modes, atomically, before the app container starts.",
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"secrets-sidecar {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="{run,check}")
+    commands.add_parser(
+        "run", parents=[common], help="fetch and write every secret (the default)",
+        epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    check = commands.add_parser(
+        "check", parents=[common], help="validate the configuration and print the plan; no network access",
+        epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    check.add_argument("--json", action="store_true", help="print the plan as JSON")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
+    started = time.monotonic()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    environ = os.environ if environ is None else environ
+    if not argv or (argv[0] not in COMMANDS and argv[0] not in ("-h", "--help", "--version")):
+        argv = ["run", *argv]
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # argparse has printed its usage message
+        return EXIT_OK if exc.code == 0 else EXIT_CONFIG
+    flags = {key: value for key, value in vars(args).items() if value is not None}
+
+    from sidecar import log as logging
+
+    log = logging.configure(*logging_preferences(flags, environ))
+    try:
+        settings = load_settings(flags, environ)
+        if args.command == "check":
+            return _check(settings, as_json=bool(flags.get("json")))
+        from sidecar.run import run
+
+        run(settings, log, started)
+    except SidecarError as exc:
+        log.error("failed", exit_code=exc.exit_code, error=exc.kind, reason=exc.message)
+        return exc.exit_code
+    except Exception as exc:
+        log.error(
+            "failed", exit_code=EXIT_UNEXPECTED, error="unexpected", reason=f"{type(exc).__name__}", exc_info=True
+        )
+        return EXIT_UNEXPECTED
+    return EXIT_OK
+
+
+def _check(settings: Settings, *, as_json: bool) -> int:
+    from sidecar.run import check_regions, plan_for
+
+    check_regions(settings)
+    calls = plan_for(settings)
+    plan: dict[str, Any] = {
+        "outputDir": settings.output_dir,
+        "calls": [
+            {"service": c.service, "region": c.region, "operation": c.operation,
+             "targets": [t.describe() for t in c.targets]}
+            for c in calls
+        ],
+        "files": [
+            {"name": e.name + ("/<each key>" if e.expand else ""), "mode": f"{e.mode:04o}", "owner": f"{e.uid}:{e.gid}",
+             "optional": e.optional, "valueFrom": e.value_from}
+            for e in settings.entries
+        ],
+        "envFile": settings.env_file,
+        "warnings": list(settings.warnings),
+    }
+    if as_json:
+        print(json.dumps(plan, indent=2))
+        return EXIT_OK
+    print(f"configuration is valid: {len(settings.entries)} entries, {len(calls)} API call(s), "
+          f"output directory {settings.output_dir}")
+    for call in plan["calls"]:
+        print(f"  call  {call['service']} {call['operation']} in {call['region']}: {', '.join(call['targets'])}")
+    for file in plan["files"]:
+        optional = " (optional)" if file["optional"] else ""
+        print(f"  file  {file['name']}  mode {file['mode']}  owner {file['owner']}{optional}  <- {file['valueFrom']}")
+    if settings.env_file:
+        print(f"  file  {settings.env_file}  (env file)  mode {settings.file_mode:04o}")
+    for warning in settings.warnings:
+        print(f"  warning: {warning}")
+    return EXIT_OK
+
+
+def entrypoint() -> None:
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # os._exit: a call still stuck in a worker thread after the deadline must not hold the task open.
+    os._exit(code)

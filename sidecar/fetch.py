@@ -1,0 +1,189 @@
+"""Run a plan: bounded concurrency, jittered retries of transient errors only, one overall deadline."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from typing import Any, Final, TypeVar
+
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
+
+from sidecar import aws
+from sidecar.errors import FetchError
+from sidecar.outcomes import Failure, Outcome
+from sidecar.plan import Call
+from sidecar.references import SecretTarget, Target
+
+MAX_ATTEMPTS: Final = 6
+BACKOFF_MULTIPLIER_SECONDS: Final = 0.2
+BACKOFF_MAX_SECONDS: Final = 4.0
+MIN_ATTEMPT_SECONDS: Final = 0.5  # do not start an attempt that could not finish before the deadline
+
+T = TypeVar("T")
+Log = Any  # a structlog bound logger
+
+
+class Deadline:
+    def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.seconds = seconds
+        self._clock = clock
+        self._end = clock() + seconds
+
+    def remaining(self) -> float:
+        return max(0.0, self._end - self._clock())
+
+
+@dataclass
+class Stats:
+    api_calls: int = 0
+    retries: int = 0
+
+
+class Fetcher:
+    def __init__(
+        self, clients: aws.ClientFactory, deadline: Deadline, log: Log, *, concurrency: int, max_bytes: int
+    ) -> None:
+        self._clients = clients
+        self._deadline = deadline
+        self._log = log
+        self._concurrency = concurrency
+        self._max_bytes = max_bytes
+        self._batch_denied: set[str] = set()  # regions where BatchGetSecretValue was denied
+        self.stats = Stats()
+
+    # -- retries ---------------------------------------------------------------------------------------------
+
+    def retrying(self, what: Callable[[], T], *, describe: dict[str, object]) -> T:
+        """Call ``what`` with tenacity's full-jitter exponential backoff until it succeeds, fails
+        permanently, runs out of attempts, or the next attempt could not finish before the deadline."""
+
+        def out_of_time(state: RetryCallState) -> bool:
+            return self._deadline.remaining() - (state.upcoming_sleep or 0) < MIN_ATTEMPT_SECONDS
+
+        def log_retry(state: RetryCallState) -> None:
+            self.stats.retries += 1
+            exc = state.outcome.exception() if state.outcome else None
+            code = aws.error_code(exc)[0] if exc else "unknown"
+            self._log.warning("retry", **describe, attempt=state.attempt_number, error=code,
+                              sleep_s=round(state.upcoming_sleep or 0, 3))
+
+        retrying = Retrying(
+            retry=retry_if_exception(lambda exc: aws.error_code(exc)[1]),
+            wait=wait_random_exponential(multiplier=BACKOFF_MULTIPLIER_SECONDS, max=BACKOFF_MAX_SECONDS),
+            stop=stop_after_attempt(MAX_ATTEMPTS) | out_of_time,
+            before_sleep=log_retry,
+            reraise=True,
+        )
+        return retrying(what)
+
+    # -- credentials -----------------------------------------------------------------------------------------
+
+    def resolve_credentials(self) -> None:
+        """Resolve credentials once, before any thread needs them, so a missing task role is one clear error."""
+        try:
+            credentials = self.retrying(self._clients.session.get_credentials, describe={"event_for": "credentials"})
+        except Exception as exc:  # noqa: BLE001 - every cause becomes the same operator message
+            raise FetchError(
+                f"could not obtain AWS credentials (the task role): {type(exc).__name__}: {aws.aws_message(exc)}"
+            ) from None
+        if credentials is None:
+            raise FetchError(
+                "no AWS credentials found: give the task a taskRoleArn (ECS then sets "
+                "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI), or set AWS credentials for a local run"
+            )
+
+    # -- calls -----------------------------------------------------------------------------------------------
+
+    def fetch(self, calls: tuple[Call, ...]) -> dict[Target, Outcome]:
+        """Run every call; a call may hand back follow-up calls (batch fallbacks), run in the same pool."""
+        for call in calls:  # botocore client creation is not thread-safe: create them all here
+            self._clients.client(call.service, call.region)
+        outcomes: dict[Target, Outcome] = {}
+        pool = ThreadPoolExecutor(max_workers=self._concurrency, thread_name_prefix="fetch")
+        try:
+            pending: set[Future[tuple[dict[Target, Outcome], list[Call]]]] = {
+                pool.submit(self._run_call, call) for call in calls
+            }
+            while pending:
+                done, pending = wait(pending, timeout=self._deadline.remaining(), return_when=FIRST_COMPLETED)
+                if not done:
+                    raise FetchError(
+                        f"deadline of {self._deadline.seconds:g}s (SIDECAR_TIMEOUT) passed with "
+                        f"{len(pending)} API call(s) still unanswered; {len(outcomes)} value(s) fetched"
+                    )
+                for future in done:
+                    results, follow_ups = future.result()
+                    outcomes.update(results)
+                    self._clients_for(follow_ups)
+                    pending |= {pool.submit(self._run_call, call) for call in follow_ups}
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
+        return outcomes
+
+    def _clients_for(self, calls: list[Call]) -> None:
+        for call in calls:
+            self._clients.client(call.service, call.region)
+
+    def _run_call(self, call: Call) -> tuple[dict[Target, Outcome], list[Call]]:
+        client = self._clients.client(call.service, call.region)
+        describe: dict[str, object] = {
+            "service": call.service, "region": call.region, "operation": call.operation, "ids": len(call.targets),
+        }
+        attempt = 0
+
+        def attempt_once() -> dict[Target, Outcome]:
+            nonlocal attempt
+            attempt += 1
+            self.stats.api_calls += 1
+            started = time.monotonic()
+            try:
+                result = aws.perform(client, call, self._max_bytes)
+            except Exception as exc:
+                self._log.info("api_call", **describe, attempt=attempt, duration_ms=_ms_since(started),
+                               outcome=aws.error_code(exc)[0])
+                raise
+            self._log.info("api_call", **describe, attempt=attempt, duration_ms=_ms_since(started), outcome="ok")
+            return result
+
+        try:
+            results = self.retrying(attempt_once, describe=describe)
+        except Exception as exc:  # noqa: BLE001 - classified below; unexpected types are reported, not hidden
+            code, transient = aws.error_code(exc)
+            if call.operation == "BatchGetSecretValue" and code in aws.ACCESS_DENIED_CODES:
+                return {}, self._fall_back(call)
+            if transient:
+                reason = f"{call.operation} kept failing with {code} after {attempt} attempt(s)"
+                return {t: Failure(code, f"{reason} for {t.describe()}") for t in call.targets}, []
+            message = aws.aws_message(exc)
+            return {t: aws.failure_for(code, message, t, call.operation) for t in call.targets}, []
+        return self._retry_items_singly(call, results)
+
+    def _fall_back(self, call: Call) -> list[Call]:
+        if call.region not in self._batch_denied:
+            self._batch_denied.add(call.region)
+            self._log.warning(
+                "batch_denied",
+                region=call.region,
+                reason="the task role lacks secretsmanager:BatchGetSecretValue; using GetSecretValue per secret "
+                "(grant it, or set SIDECAR_SM_BATCH=never to silence this)",
+            )
+        return [Call(call.service, call.region, "GetSecretValue", (target,)) for target in call.targets]
+
+    def _retry_items_singly(
+        self, call: Call, results: dict[Target, Outcome]
+    ) -> tuple[dict[Target, Outcome], list[Call]]:
+        """A batch can fail for single items with a transient code: those get their own retried call."""
+        if call.operation != "BatchGetSecretValue":
+            return results, []
+        again = [
+            t for t, o in results.items()
+            if isinstance(o, Failure) and isinstance(t, SecretTarget) and o.code in aws.TRANSIENT_CODES
+        ]
+        kept = {t: o for t, o in results.items() if t not in again}
+        return kept, [Call(call.service, call.region, "GetSecretValue", (t,)) for t in again]
+
+
+def _ms_since(started: float) -> float:
+    return round((time.monotonic() - started) * 1000, 1)

@@ -1,0 +1,47 @@
+"""Structured logging: one JSON object per line on stdout (CloudWatch via awslogs), or a console format.
+
+Secret values cannot reach a log line: ``SecretBytes`` renders as ``<redacted>``, raw ``bytes`` are never
+rendered, and exception output is plain text without stack locals.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import MutableMapping
+from typing import Any
+
+import structlog
+
+from sidecar.secret import REDACTED, SecretBytes
+
+_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
+
+
+def redact(_logger: object, _method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    for key, value in event.items():
+        if isinstance(value, SecretBytes | bytes | bytearray | memoryview):
+            event[key] = REDACTED
+    return event
+
+
+def configure(level: str = "info", fmt: str = "json") -> Any:
+    renderer: Any = (
+        structlog.dev.ConsoleRenderer(colors=False, exception_formatter=structlog.dev.plain_traceback)
+        if fmt == "console"
+        else structlog.processors.JSONRenderer(sort_keys=False)
+    )
+    processors: list[Any] = [
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        redact,
+    ]
+    if fmt != "console":
+        processors.append(structlog.processors.format_exc_info)  # plain text; never show_locals
+    structlog.configure(
+        processors=[*processors, renderer],
+        wrapper_class=structlog.make_filtering_bound_logger(_LEVELS.get(level, logging.INFO)),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stdout),
+        cache_logger_on_first_use=False,
+    )
+    return structlog.get_logger("secrets-sidecar")

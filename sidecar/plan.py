@@ -1,0 +1,69 @@
+"""Plan the API calls for a set of references: pure, deterministic, and as few calls as the APIs allow."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Final, Literal
+
+from sidecar.references import ObjectTarget, ParameterTarget, SecretTarget, Target
+
+MAX_GET_PARAMETERS_NAMES: Final = 10  # SSM GetParameters accepts 1-10 names
+MAX_BATCH_SECRET_IDS: Final = 20  # Secrets Manager BatchGetSecretValue accepts up to 20 ids
+
+Operation = Literal["GetParameters", "BatchGetSecretValue", "GetSecretValue", "GetObject"]
+SmBatch = Literal["auto", "always", "never"]
+
+
+@dataclass(frozen=True)
+class Call:
+    """One API call: which client (service, region), which operation, and the targets it answers."""
+
+    service: str
+    region: str
+    operation: Operation
+    targets: tuple[Target, ...]
+
+
+def use_batch(current_secrets_in_region: int, sm_batch: SmBatch, concurrency: int) -> bool:
+    """Whether AWSCURRENT secrets of one region go through BatchGetSecretValue.
+
+    ``auto`` batches only when single calls would not all fit in one round of the concurrency pool:
+    up to ``concurrency`` secrets, parallel GetSecretValue calls take one round trip, like one batch, and
+    draw on GetSecretValue's quota (10,000/s) rather than BatchGetSecretValue's (about 100/s), which a
+    fleet starting at once exhausts first.
+    """
+    if sm_batch == "always":
+        return current_secrets_in_region > 0
+    if sm_batch == "never":
+        return False
+    return current_secrets_in_region > concurrency
+
+
+def make_plan(targets: Iterable[Target], sm_batch: SmBatch = "auto", concurrency: int = 8) -> tuple[Call, ...]:
+    """Every distinct target in exactly one call; batches within the API limits; a stable order."""
+    unique = sorted(set(targets), key=lambda t: (t.service, repr(t)))
+    calls: list[Call] = []
+    by_region: dict[tuple[str, str], list[Target]] = {}
+    for target in unique:
+        by_region.setdefault((target.service, target.region), []).append(target)
+
+    for (service, region), group in sorted(by_region.items()):
+        if service == ParameterTarget.service:
+            calls += [Call(service, region, "GetParameters", chunk) for chunk in _chunks(group, MAX_GET_PARAMETERS_NAMES)]
+        elif service == ObjectTarget.service:
+            calls += [Call(service, region, "GetObject", (target,)) for target in group]
+        else:
+            current = [t for t in group if isinstance(t, SecretTarget) and t.is_current]
+            pinned = [t for t in group if t not in current]
+            if use_batch(len(current), sm_batch, concurrency):
+                batches = _chunks(current, MAX_BATCH_SECRET_IDS)
+                calls += [Call(service, region, "BatchGetSecretValue", chunk) for chunk in batches]
+            else:
+                pinned = current + pinned
+            calls += [Call(service, region, "GetSecretValue", (target,)) for target in pinned]
+    return tuple(calls)
+
+
+def _chunks(items: list[Target], size: int) -> list[tuple[Target, ...]]:
+    return [tuple(items[start : start + size]) for start in range(0, len(items), size)]

@@ -1,0 +1,207 @@
+"""Parse ``valueFrom`` strings, in the syntax ECS task definitions use, into typed references.
+
+Pure: no I/O. A reference names *what* to fetch; its ``target`` is the identity a fetch is planned by,
+so that every entry naming the same secret version shares one fetch.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Final
+
+from sidecar.errors import ConfigError
+
+AWSCURRENT: Final = "AWSCURRENT"
+
+_ARN = re.compile(r"^arn:(?P<partition>aws[a-z-]*):(?P<service>[a-z0-9-]*):(?P<rest>.*)$", re.DOTALL)
+_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d+$")
+_ACCOUNT = re.compile(r"^\d{12}$")
+_SECRET_NAME = re.compile(r"^[A-Za-z0-9/_+=.@-]{1,512}$")
+_VERSION_STAGE = re.compile(r"^[A-Za-z0-9_+=.@-]{1,256}$")
+_VERSION_ID = re.compile(r"^[A-Za-z0-9-]{32,64}$")
+_PARAMETER_NAME = re.compile(r"^[A-Za-z0-9_.\-/]{1,2048}$")
+_PARAMETER_SELECTOR = re.compile(r"^[A-Za-z0-9_.\-]{1,100}$")
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_S3_VERSION_MARKER: Final = "?versionId="
+MAX_PARAMETER_LEVELS: Final = 15
+
+
+@dataclass(frozen=True, order=True)
+class SecretTarget:
+    """One version of one Secrets Manager secret (``version_stage`` None means AWSCURRENT)."""
+
+    region: str
+    secret_id: str
+    version_stage: str | None = None
+    version_id: str | None = None
+
+    service = "secretsmanager"
+
+    @property
+    def is_current(self) -> bool:
+        return self.version_id is None and self.version_stage in (None, AWSCURRENT)
+
+    def describe(self) -> str:
+        pin = f" (version {self.version_id})" if self.version_id else ""
+        pin = f" (stage {self.version_stage})" if self.version_stage else pin
+        return f"secret {self.secret_id}{pin}"
+
+
+@dataclass(frozen=True, order=True)
+class ParameterTarget:
+    """One SSM parameter, ``name`` possibly carrying a ``:version`` or ``:label`` selector."""
+
+    region: str
+    name: str
+
+    service = "ssm"
+
+    def describe(self) -> str:
+        return f"parameter {self.name} in {self.region}"
+
+
+@dataclass(frozen=True, order=True)
+class ObjectTarget:
+    """One S3 object version (``version_id`` None means the latest)."""
+
+    region: str
+    bucket: str
+    key: str
+    version_id: str | None = None
+
+    service = "s3"
+
+    def describe(self) -> str:
+        pin = f"?versionId={self.version_id}" if self.version_id else ""
+        return f"object s3://{self.bucket}/{self.key}{pin}"
+
+
+Target = SecretTarget | ParameterTarget | ObjectTarget
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A parsed ``valueFrom``: what to fetch, and (Secrets Manager only) which JSON key to take."""
+
+    target: Target
+    json_key: str | None = None
+
+
+def parse_value_from(value_from: str, default_region: str | None) -> Reference:
+    """Parse one ``valueFrom``; ``default_region`` serves references that carry no region."""
+    if not isinstance(value_from, str) or not value_from:
+        raise ConfigError("valueFrom must be a non-empty string")
+    if value_from != value_from.strip():
+        raise ConfigError(f"valueFrom {value_from!r} has leading or trailing whitespace")
+    if "\x00" in value_from:
+        raise ConfigError("valueFrom contains a NUL character")
+    if value_from.startswith("s3://"):
+        return _parse_s3(value_from, default_region)
+    match = _ARN.match(value_from)
+    if match:
+        service, rest = match["service"], match["rest"]
+        if service == "secretsmanager":
+            return _parse_secret_arn(value_from, rest)
+        if service == "ssm":
+            return _parse_parameter_arn(value_from, rest)
+        if service == "s3":
+            raise ConfigError(f"valueFrom {value_from!r}: write S3 objects as s3://bucket/key, not as an ARN")
+        raise ConfigError(
+            f"valueFrom {value_from!r} is an ARN of service {service!r}; "
+            "expected a secretsmanager or ssm ARN, an SSM parameter name, or s3://bucket/key"
+        )
+    if value_from.startswith("arn:"):
+        raise ConfigError(f"valueFrom {value_from!r} is not a well-formed ARN")
+    return Reference(ParameterTarget(_require_region(default_region, value_from), _parameter_name(value_from)))
+
+
+def _require_region(region: str | None, value_from: str) -> str:
+    if not region:
+        raise ConfigError(
+            f"valueFrom {value_from!r} carries no region: set AWS_REGION (ECS sets it on Fargate) "
+            "or SIDECAR_REGION, or use a full ARN"
+        )
+    return region
+
+
+def _arn_region_account(value_from: str, rest: str, resource_prefix: str) -> tuple[str, str]:
+    parts = rest.split(":", 2)
+    if len(parts) < 3 or not parts[2].startswith(resource_prefix):
+        raise ConfigError(f"valueFrom {value_from!r}: expected arn:PARTITION:SERVICE:REGION:ACCOUNT:{resource_prefix}NAME")
+    region, account, _ = parts
+    if not _REGION.match(region):
+        raise ConfigError(f"valueFrom {value_from!r}: {region!r} is not a region name")
+    if not _ACCOUNT.match(account):
+        raise ConfigError(f"valueFrom {value_from!r}: the account {account!r} is not 12 digits")
+    return region, parts[2][len(resource_prefix) :]
+
+
+def _parse_secret_arn(value_from: str, rest: str) -> Reference:
+    region, resource = _arn_region_account(value_from, rest, "secret:")
+    fields = resource.split(":")
+    name, suffix = fields[0], fields[1:]
+    if not _SECRET_NAME.match(name):
+        raise ConfigError(
+            f"valueFrom {value_from!r}: {name!r} is not a secret name (letters, digits and /_+=.@- only)"
+        )
+    if suffix and len(suffix) != 3:  # noqa: PLR2004 - json-key:version-stage:version-id
+        raise ConfigError(
+            f"valueFrom {value_from!r} has {len(suffix)} field(s) after the secret name; ECS expects none or "
+            "exactly three, json-key:version-stage:version-id, with empty fields kept (e.g. ':username::')"
+        )
+    json_key, stage, version_id = (field or None for field in (suffix or ["", "", ""]))
+    if stage and version_id:
+        raise ConfigError(
+            f"valueFrom {value_from!r} names both a version stage and a version id; they are mutually exclusive"
+        )
+    if stage and not _VERSION_STAGE.match(stage):
+        raise ConfigError(f"valueFrom {value_from!r}: {stage!r} is not a version stage")
+    if version_id and not _VERSION_ID.match(version_id):
+        raise ConfigError(f"valueFrom {value_from!r}: {version_id!r} is not a version id (32-64 characters)")
+    secret_id = value_from.split(":secret:", 1)[0] + ":secret:" + name
+    if stage == AWSCURRENT:
+        stage = None  # the default: lets a pinned AWSCURRENT share a fetch with an unpinned one
+    return Reference(SecretTarget(region, secret_id, stage, version_id), json_key)
+
+
+def _parse_parameter_arn(value_from: str, rest: str) -> Reference:
+    region, resource = _arn_region_account(value_from, rest, "parameter/")
+    # A hierarchical name keeps its leading slash: ...:parameter/prod/db is the parameter /prod/db.
+    name = f"/{resource}" if "/" in resource.split(":", 1)[0] else resource
+    return Reference(ParameterTarget(region, _parameter_name(name, value_from)))
+
+
+def _parameter_name(name: str, value_from: str | None = None) -> str:
+    shown = value_from or name
+    base, _, selector = name.partition(":")
+    if ":" in selector or (name.count(":") and not _PARAMETER_SELECTOR.match(selector)):
+        raise ConfigError(f"valueFrom {shown!r}: {selector!r} is not a parameter version or label selector")
+    if not _PARAMETER_NAME.match(base) or "//" in base or base.endswith("/"):
+        hint = " (a Secrets Manager secret needs its full ARN)" if not base.startswith("/") else ""
+        raise ConfigError(f"valueFrom {shown!r} is not a valid SSM parameter name{hint}")
+    if "/" in base and not base.startswith("/"):
+        raise ConfigError(
+            f"valueFrom {shown!r}: a parameter name with a hierarchy must begin with '/'; "
+            "a Secrets Manager secret needs its full ARN"
+        )
+    if base.count("/") > MAX_PARAMETER_LEVELS:
+        raise ConfigError(f"valueFrom {shown!r}: a parameter name has at most {MAX_PARAMETER_LEVELS} levels")
+    if base.lstrip("/").lower().startswith(("aws", "ssm")):
+        raise ConfigError(f"valueFrom {shown!r}: parameter names beginning with 'aws' or 'ssm' are reserved")
+    return name
+
+
+def _parse_s3(value_from: str, default_region: str | None) -> Reference:
+    location = value_from[len("s3://") :]
+    version_id = None
+    if _S3_VERSION_MARKER in location:
+        location, version_id = location.rsplit(_S3_VERSION_MARKER, 1)
+        if not version_id:
+            raise ConfigError(f"valueFrom {value_from!r}: versionId is empty")
+    bucket, _, key = location.partition("/")
+    if not _BUCKET.match(bucket) or ".." in bucket:
+        raise ConfigError(f"valueFrom {value_from!r}: {bucket!r} is not an S3 bucket name")
+    if not key:
+        raise ConfigError(f"valueFrom {value_from!r} names no object key (expected s3://bucket/key)")
+    return Reference(ObjectTarget(_require_region(default_region, value_from), bucket, key, version_id))

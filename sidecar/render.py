@@ -1,0 +1,145 @@
+"""Turn fetched values into the files to write: pure, so every rule here is tested without AWS or disks."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sidecar.config import Entry, Settings
+from sidecar.errors import FetchError
+from sidecar.names import collision_problems, component_problem, is_env_name
+from sidecar.outcomes import Failure, Fetched, Outcome
+from sidecar.secret import SecretBytes
+
+
+@dataclass(frozen=True)
+class OutputFile:
+    path: str  # relative to the output directory, already checked by sidecar.names
+    content: SecretBytes
+    mode: int
+    uid: int
+    gid: int
+
+
+@dataclass(frozen=True)
+class Rendered:
+    files: tuple[OutputFile, ...]
+    manifest: bytes  # value-free: names, sources, versions, sizes
+    skipped: tuple[tuple[str, str], ...]  # optional entries not found: (name, reason)
+
+
+def render(settings: Settings, outcomes: Mapping[Any, Outcome], now: datetime | None = None) -> Rendered:
+    files: list[OutputFile] = []
+    skipped: list[tuple[str, str]] = []
+    records: list[dict[str, object]] = []
+    env_lines: list[bytes] = []
+    failures = _failures(settings.entries, outcomes)
+    if failures:
+        first = failures[0]
+        more = f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""
+        raise FetchError(f"{first}{more}")
+    for entry in settings.entries:
+        outcome = outcomes[entry.reference.target]
+        if isinstance(outcome, Failure):  # only optional not-found entries reach here
+            skipped.append((entry.name, outcome.reason))
+            continue
+        entry_files = [
+            OutputFile(path, content, entry.mode, entry.uid, entry.gid) for path, content in _values(entry, outcome)
+        ]
+        files += entry_files
+        if settings.env_file:
+            env_lines += [_env_line(entry, f) for f in entry_files]
+        records.append(_record(entry, outcome, entry_files))
+    if settings.env_file:
+        env = SecretBytes(b"".join(env_lines))
+        files.append(OutputFile(settings.env_file, env, settings.file_mode, settings.uid, settings.gid))
+    for problem in collision_problems(f.path for f in files):
+        raise FetchError(f"expanded keys collide: {problem}")
+    manifest = {
+        "version": 1,
+        "writtenAt": (now or datetime.now(UTC)).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "entries": records,
+        "skipped": [name for name, _ in skipped],
+        "envFile": settings.env_file,
+    }
+    return Rendered(tuple(files), json.dumps(manifest, indent=2, sort_keys=True).encode() + b"\n", tuple(skipped))
+
+
+def _failures(entries: Sequence[Entry], outcomes: Mapping[Any, Outcome]) -> list[str]:
+    reasons = []
+    for entry in entries:
+        outcome = outcomes.get(entry.reference.target)
+        if outcome is None:
+            reasons.append(f"{entry.name!r}: {entry.reference.target.describe()} was not fetched")
+        elif isinstance(outcome, Failure) and not (entry.optional and outcome.not_found):
+            reasons.append(f"{entry.name!r}: {outcome.reason}")
+    return reasons
+
+
+def _values(entry: Entry, fetched: Fetched) -> list[tuple[str, SecretBytes]]:
+    value = fetched.value
+    key = entry.reference.json_key
+    if key is not None:
+        document = _json_object(entry, value, f"json-key {key!r}")
+        if key not in document:
+            raise FetchError(f"{entry.name!r}: the JSON secret {entry.reference.target.describe()} has no key {key!r}")
+        value = _json_value(document[key])
+    if not entry.expand:
+        return [(entry.name, value)]
+    document = _json_object(entry, value, "expand")
+    pairs = []
+    for member in document:
+        problem = component_problem(member) if isinstance(member, str) else "is not a string"
+        if problem:
+            raise FetchError(f"{entry.name!r}: the JSON key {member!r} cannot be a file name: it {problem}")
+        pairs.append((f"{entry.name}/{member}", _json_value(document[member])))
+    return pairs
+
+
+def _json_object(entry: Entry, value: SecretBytes, purpose: str) -> dict[str, Any]:
+    try:
+        document = json.loads(value.reveal())
+    except (ValueError, UnicodeDecodeError):
+        # from None: the decoder's exception carries the document, which is the secret.
+        raise FetchError(
+            f"{entry.name!r}: {purpose} needs a JSON object, but {entry.reference.target.describe()} is not JSON"
+        ) from None
+    if not isinstance(document, dict):
+        raise FetchError(
+            f"{entry.name!r}: {purpose} needs a JSON object, but {entry.reference.target.describe()} "
+            f"holds a JSON {type(document).__name__}"
+        )
+    return document
+
+
+def _json_value(value: object) -> SecretBytes:
+    """A JSON string as its text; anything else as compact, key-sorted JSON, so output is deterministic."""
+    if isinstance(value, str):
+        return SecretBytes(value.encode("utf-8"))
+    return SecretBytes(json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=False).encode("utf-8"))
+
+
+def _env_line(entry: Entry, file: OutputFile) -> bytes:
+    variable = file.path.replace("/", "_")
+    if not is_env_name(variable):
+        raise FetchError(f"{entry.name!r}: {variable!r} cannot be an environment variable name in the env file")
+    value = file.content.reveal()
+    if b"\x00" in value:
+        raise FetchError(f"{entry.name!r}: the value holds a NUL byte, which an env file cannot represent")
+    # Single quotes keep every byte literal in POSIX sh; a quote itself is closed, escaped and reopened.
+    return variable.encode() + b"='" + value.replace(b"'", b"'\\''") + b"'\n"
+
+
+def _record(entry: Entry, fetched: Fetched, files: list[OutputFile]) -> dict[str, object]:
+    target = entry.reference.target
+    source: dict[str, object] = {"service": target.service, "region": target.region, "valueFrom": entry.value_from}
+    return {
+        "name": entry.name,
+        "source": source,
+        "versionId": fetched.version,
+        "files": [{"path": f.path, "bytes": len(f.content), "mode": f"{f.mode:04o}", "uid": f.uid, "gid": f.gid}
+                  for f in files],
+    }
