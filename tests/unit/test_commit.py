@@ -1,0 +1,155 @@
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import stat
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from sidecar import commit
+from sidecar.errors import WriteError
+from sidecar.render import OutputFile
+from sidecar.secret import SecretBytes
+from tests.conftest import snapshot
+
+UID, GID = os.getuid(), os.getgid()
+
+
+def files(**contents: bytes) -> list[OutputFile]:
+    return [OutputFile(path.replace("__", "/"), SecretBytes(data), 0o400, UID, GID) for path, data in contents.items()]
+
+
+def manifest() -> OutputFile:
+    return OutputFile(commit.MANIFEST, SecretBytes(b"{}"), 0o400, UID, GID)
+
+
+def do_commit(out: Path, items: list[OutputFile]) -> commit.Committed:
+    return commit.commit(str(out), items, manifest(), dir_uid=UID, dir_gid=GID)
+
+
+def test_layout_modes_and_contents(tmp_path: Path) -> None:
+    result = do_commit(tmp_path, files(api_key=b"k", db__password=b"p"))
+    assert os.readlink(tmp_path / "..data") == result.payload
+    assert os.readlink(tmp_path / "api_key") == "..data/api_key"
+    assert os.readlink(tmp_path / "db") == "..data/db"
+    assert (tmp_path / "db" / "password").read_bytes() == b"p"
+    assert stat.S_IMODE((tmp_path / "api_key").stat().st_mode) == 0o400
+    assert stat.S_IMODE((tmp_path / result.payload).stat().st_mode) == commit.DIR_MODE
+    assert sorted(os.listdir(tmp_path)) == sorted(["..data", result.payload, "..manifest.json", "api_key", "db"])
+
+
+def test_a_new_set_replaces_the_old_one_whole(tmp_path: Path) -> None:
+    first = do_commit(tmp_path, files(a=b"1", b=b"2"))
+    second = do_commit(tmp_path, files(b=b"3", c=b"4"))
+    assert second.removed == ("a",)
+    assert not (tmp_path / first.payload).exists()
+    assert sorted(os.listdir(tmp_path)) == sorted(["..data", second.payload, "..manifest.json", "b", "c"])
+    assert (tmp_path / "b").read_bytes() == b"3"
+
+
+def test_mode_and_owner_are_final_before_the_first_byte(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[tuple[int, int, int]] = []
+    real_write = os.write
+
+    def spying_write(fd: int, data: bytes) -> int:
+        info = os.fstat(fd)
+        seen.append((stat.S_IMODE(info.st_mode), info.st_uid, info.st_gid))
+        return real_write(fd, data)
+
+    monkeypatch.setattr(commit.os, "write", spying_write)
+    items = [OutputFile("a", SecretBytes(b"x"), 0o440, UID, GID), OutputFile("b", SecretBytes(b"y"), 0o400, UID, GID)]
+    do_commit(tmp_path, items)
+    assert seen[:2] == [(0o440, UID, GID), (0o400, UID, GID)]
+
+
+@pytest.mark.parametrize("error", [errno.ENOSPC, errno.EROFS, errno.EDQUOT])
+def test_a_failed_write_leaves_the_previous_set_untouched(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, error: int
+) -> None:
+    do_commit(tmp_path, files(a=b"old", b=b"old"))
+    before = snapshot(tmp_path)
+    calls = 0
+    real_write = os.write
+
+    def failing_write(fd: int, data: bytes) -> int:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise OSError(error, os.strerror(error))
+        return real_write(fd, data)
+
+    monkeypatch.setattr(commit.os, "write", failing_write)
+    with pytest.raises(WriteError) as caught:
+        do_commit(tmp_path, files(a=b"new", b=b"new", c=b"new"))
+    assert "previous contents are untouched" in caught.value.message
+    assert snapshot(tmp_path) == before
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run a non-root child")
+def test_owner_change_not_permitted() -> None:
+    tmp_path = Path(tempfile.mkdtemp(prefix="sidecar-owner-"))  # under /tmp: reachable by a non-root uid
+    os.chown(tmp_path, 4321, 4321)
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - child
+        os.setgid(4321)
+        os.setuid(4321)
+        try:
+            do_commit(tmp_path, [OutputFile("a", SecretBytes(b"x"), 0o400, 1, 1)])
+        except WriteError as exc:
+            os._exit(0 if "not permitted" in exc.message and not os.listdir(tmp_path) else 1)
+        os._exit(2)
+    _, status = os.waitpid(pid, 0)
+    shutil.rmtree(tmp_path)
+    assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_leftovers_of_an_interrupted_run_are_cleaned(tmp_path: Path) -> None:
+    kept = do_commit(tmp_path, files(a=b"1"))
+    orphan = tmp_path / "..2020_01_01_00_00_00.000000.abc123"
+    orphan.mkdir()
+    (orphan / "half").write_bytes(b"partial")
+    os.symlink(orphan.name, tmp_path / "..data_tmp")
+    assert (tmp_path / "a").read_bytes() == b"1"
+    new = do_commit(tmp_path, files(a=b"2"))
+    assert not orphan.exists()
+    assert not (tmp_path / kept.payload).exists()
+    assert not os.path.lexists(tmp_path / "..data_tmp")
+    assert os.readlink(tmp_path / "..data") == new.payload
+
+
+def test_planted_links_are_never_followed(tmp_path: Path) -> None:
+    out, outside = tmp_path / "out", tmp_path / "outside"
+    out.mkdir()
+    outside.mkdir()
+    (outside / "victim").write_bytes(b"keep")
+    os.symlink(outside, out / "..data_tmp")
+    os.symlink(outside, out / "..2020_01_01_00_00_00.000000.abc123")
+    os.symlink(outside / "victim", out / "..data")
+    do_commit(out, files(a=b"1"))
+    assert (outside / "victim").read_bytes() == b"keep"
+    assert os.listdir(outside) == ["victim"]
+    assert (out / "a").read_bytes() == b"1"
+
+
+@pytest.mark.parametrize("kind", ["file", "directory", "foreign link"])
+def test_names_the_sidecar_did_not_create_are_conflicts(tmp_path: Path, kind: str) -> None:
+    target = tmp_path / "a"
+    if kind == "file":
+        target.write_bytes(b"mine")
+    elif kind == "directory":
+        target.mkdir()
+    else:
+        os.symlink("/etc/passwd", target)
+    before = snapshot(tmp_path)
+    with pytest.raises(WriteError, match="already holds 'a', which the sidecar did not create"):
+        do_commit(tmp_path, files(a=b"1"))
+    assert snapshot(tmp_path) == before
+
+
+def test_preflight(tmp_path: Path) -> None:
+    with pytest.raises(WriteError, match="does not exist"):
+        commit.preflight(str(tmp_path / "missing"), {(UID, GID)})
+    commit.preflight(str(tmp_path), {(UID, GID)})

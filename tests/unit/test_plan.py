@@ -1,0 +1,83 @@
+from __future__ import annotations
+
+from collections import Counter
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from sidecar.plan import MAX_BATCH_SECRET_IDS, MAX_GET_PARAMETERS_NAMES, make_plan, use_batch
+from sidecar.references import ObjectTarget, ParameterTarget, SecretTarget, Target
+
+REGIONS = st.sampled_from(["eu-west-1", "us-east-1"])
+NAMES = st.text(alphabet="abcdef/", min_size=1, max_size=6)
+secrets = st.builds(
+    SecretTarget,
+    REGIONS,
+    NAMES.map(lambda n: f"arn:aws:secretsmanager:eu-west-1:123456789012:secret:{n}"),
+    st.sampled_from([None, None, "AWSPREVIOUS"]),
+    st.sampled_from([None, None, "9d4cb84b-ad69-40c0-a0ab-cead3EXAMPLE"]),
+)
+parameters = st.builds(ParameterTarget, REGIONS, NAMES.map(lambda n: "/" + n))
+objects = st.builds(ObjectTarget, REGIONS, st.just("bucket"), NAMES, st.sampled_from([None, "v1"]))
+targets = st.lists(st.one_of(secrets, parameters, objects), max_size=80)
+strategy = st.sampled_from(["auto", "always", "never"])
+
+
+@given(targets, strategy, st.integers(1, 16))
+def test_every_target_is_fetched_exactly_once(items: list[Target], sm_batch: str, concurrency: int) -> None:
+    calls = make_plan(items, sm_batch, concurrency)  # type: ignore[arg-type]
+    planned = Counter(t for call in calls for t in call.targets)
+    assert set(planned) == set(items)
+    assert all(count == 1 for count in planned.values())
+
+
+@given(targets, strategy, st.integers(1, 16))
+def test_no_call_exceeds_its_api_limit_or_mixes_clients(items: list[Target], sm_batch: str, concurrency: int) -> None:
+    for call in make_plan(items, sm_batch, concurrency):  # type: ignore[arg-type]
+        limit = {"GetParameters": MAX_GET_PARAMETERS_NAMES, "BatchGetSecretValue": MAX_BATCH_SECRET_IDS}
+        assert 1 <= len(call.targets) <= limit.get(call.operation, 1)
+        assert {(t.service, t.region) for t in call.targets} == {(call.service, call.region)}
+        if call.operation == "BatchGetSecretValue":
+            assert all(isinstance(t, SecretTarget) and t.is_current for t in call.targets)
+
+
+@given(targets)
+def test_plans_are_deterministic(items: list[Target]) -> None:
+    assert make_plan(items) == make_plan(list(reversed(items)))
+
+
+def _secret(i: int, **pins: str) -> SecretTarget:
+    return SecretTarget("eu-west-1", f"arn:aws:secretsmanager:eu-west-1:123456789012:secret:s{i}", **pins)
+
+
+def test_ssm_names_batch_by_ten() -> None:
+    calls = make_plan([ParameterTarget("eu-west-1", f"/p/{i}") for i in range(23)])
+    assert [len(c.targets) for c in calls] == [10, 10, 3]
+    assert {c.operation for c in calls} == {"GetParameters"}
+
+
+def test_secrets_batch_by_twenty_when_always() -> None:
+    calls = make_plan([_secret(i) for i in range(45)], "always")
+    assert [(c.operation, len(c.targets)) for c in calls] == [("BatchGetSecretValue", n) for n in (20, 20, 5)]
+
+
+def test_pinned_secrets_never_batch() -> None:
+    calls = make_plan([_secret(1, version_stage="AWSPREVIOUS"), _secret(2)], "always")
+    assert sorted((c.operation, len(c.targets)) for c in calls) == [
+        ("BatchGetSecretValue", 1),
+        ("GetSecretValue", 1),
+    ]
+
+
+def test_auto_batches_only_beyond_one_round_of_the_pool() -> None:
+    assert not use_batch(8, "auto", concurrency=8)
+    assert use_batch(9, "auto", concurrency=8)
+    assert not use_batch(100, "never", concurrency=8)
+    assert use_batch(1, "always", concurrency=8)
+    assert {c.operation for c in make_plan([_secret(i) for i in range(8)])} == {"GetSecretValue"}
+    assert {c.operation for c in make_plan([_secret(i) for i in range(9)])} == {"BatchGetSecretValue"}
+
+
+def test_duplicates_share_one_call() -> None:
+    calls = make_plan([_secret(1), _secret(1), ParameterTarget("eu-west-1", "/a"), ParameterTarget("eu-west-1", "/a")])
+    assert sum(len(c.targets) for c in calls) == 2
