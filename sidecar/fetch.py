@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final, TypeVar
 
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
@@ -37,8 +38,16 @@ class Deadline:
 
 @dataclass
 class Stats:
+    """Counters shared by the worker threads."""
+
     api_calls: int = 0
     retries: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def count(self, *, api_calls: int = 0, retries: int = 0) -> None:
+        with self._lock:
+            self.api_calls += api_calls
+            self.retries += retries
 
 
 class Fetcher:
@@ -63,7 +72,7 @@ class Fetcher:
             return self._deadline.remaining() - (state.upcoming_sleep or 0) < MIN_ATTEMPT_SECONDS
 
         def log_retry(state: RetryCallState) -> None:
-            self.stats.retries += 1
+            self.stats.count(retries=1)
             exc = state.outcome.exception() if state.outcome else None
             code = aws.error_code(exc)[0] if exc else "unknown"
             self._log.warning("retry", **describe, attempt=state.attempt_number, error=code,
@@ -136,7 +145,7 @@ class Fetcher:
         def attempt_once() -> dict[Target, Outcome]:
             nonlocal attempt
             attempt += 1
-            self.stats.api_calls += 1
+            self.stats.count(api_calls=1)
             started = time.monotonic()
             try:
                 result = aws.perform(client, call, self._max_bytes)
