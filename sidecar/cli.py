@@ -14,7 +14,7 @@ from sidecar import __version__
 from sidecar.config import OPTIONS, Settings, load_settings, logging_preferences
 from sidecar.errors import EXIT_CONFIG, EXIT_OK, EXIT_UNEXPECTED, SidecarError
 
-COMMANDS = ("run", "check")
+COMMANDS = ("run", "check", "lint-task-definition")
 EXIT_CODES = """\
 exit codes:
   0  every required secret was written (check: the configuration is valid)
@@ -46,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"secrets-sidecar {__version__}")
-    commands = parser.add_subparsers(dest="command", metavar="{run,check}")
+    commands = parser.add_subparsers(dest="command", metavar="{run,check,lint-task-definition}")
     commands.add_parser(
         "run", parents=[common], help="fetch and write every secret (the default)",
         epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -56,6 +56,12 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     check.add_argument("--json", action="store_true", help="print the plan as JSON")
+    lint = commands.add_parser(
+        "lint-task-definition", help="check an ECS task definition (JSON file, or - for stdin) that runs the "
+        "sidecar; exit 0 clean or warnings only, 1 errors, 2 unreadable (docs/lint-task-definition.md)",
+    )
+    lint.add_argument("file", help="task definition JSON, or describe-task-definition output; - reads stdin")
+    lint.add_argument("--format", choices=("text", "json"), default="text", help="report format (default text)")
     return parser
 
 
@@ -69,6 +75,10 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         args = build_parser().parse_args(argv)
     except SystemExit as exc:  # argparse has printed its usage message
         return EXIT_OK if exc.code == 0 else EXIT_CONFIG
+    if args.command == "lint-task-definition":
+        from sidecar.lint.command import lint_command
+
+        return lint_command(args.file, args.format)
     flags = {key: value for key, value in vars(args).items() if value is not None}
 
     from sidecar import log as logging
