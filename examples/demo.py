@@ -40,7 +40,9 @@ def seed(endpoint: str) -> dict[str, str]:
     key_id = kms.create_key(Description="demo")["KeyMetadata"]["KeyId"]
     s3.create_bucket(Bucket="demo-config", CreateBucketConfiguration={"LocationConstraint": REGION})
     s3.put_object(
-        Bucket="demo-config", Key="tls/cert.pem", Body=b"-----BEGIN CERTIFICATE-----\ndemo\n-----END CERTIFICATE-----\n",
+        Bucket="demo-config",
+        Key="tls/cert.pem",
+        Body=b"-----BEGIN CERTIFICATE-----\ndemo\n-----END CERTIFICATE-----\n",
         ServerSideEncryption="aws:kms", SSEKMSKeyId=key_id,
     )
     return {

@@ -109,7 +109,9 @@ def _batch_get_secret_value(client: Any, call: Call, max_bytes: int) -> dict[Tar
                 outcomes[target] = failure_for(code, error.get("Message", ""), target, "BatchGetSecretValue")
     for target in targets:
         if target not in outcomes:
-            outcomes[target] = Failure("MissingFromResponse", f"BatchGetSecretValue did not answer for {target.describe()}")
+            outcomes[target] = Failure(
+                "MissingFromResponse", f"BatchGetSecretValue did not answer for {target.describe()}"
+            )
     return outcomes
 
 
@@ -118,7 +120,7 @@ def _same_secret(requested: str, arn: str, name: str) -> bool:
     if requested in (arn, name):
         return True
     suffix = arn[len(requested) :]
-    return arn.startswith(requested) and len(suffix) == 7 and suffix[0] == "-"  # noqa: PLR2004
+    return arn.startswith(requested) and len(suffix) == 7 and suffix[0] == "-"
 
 
 def _secret_outcome(target: SecretTarget, item: Mapping[str, Any], max_bytes: int) -> Outcome:
@@ -196,7 +198,7 @@ def error_code(exc: BaseException) -> tuple[str, bool]:
         code = str(exc.response.get("Error", {}).get("Code", "Unknown"))
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
         permanent = code in NOT_FOUND_CODES or code in ACCESS_DENIED_CODES
-        return code, code in TRANSIENT_CODES or (status >= 500 and not permanent)  # noqa: PLR2004
+        return code, code in TRANSIENT_CODES or (status >= 500 and not permanent)
     if isinstance(exc, bce.HTTPClientError | bce.ConnectionError | bce.CredentialRetrievalError):
         return type(exc).__name__, True
     return type(exc).__name__, False
@@ -218,7 +220,8 @@ def failure_for(code: str, message: str, target: Target, operation: str) -> Fail
         return Failure(code, f"{what} was not found ({code}){said}", not_found=True)
     if code in ACCESS_DENIED_CODES:
         kms = " or kms:Decrypt on its KMS key" if "kms" in message.lower() else ""
-        return Failure(code, f"access denied ({code}): the task role lacks {PERMISSION[operation]}{kms} on {what}{said}")
+        permission = PERMISSION[operation]
+        return Failure(code, f"access denied ({code}): the task role lacks {permission}{kms} on {what}{said}")
     if code in ("DecryptionFailure", "KMSAccessDeniedException", "KMSDisabledException", "KMSInvalidStateException"):
         return Failure(code, f"KMS could not decrypt {what} ({code}): the task role needs kms:Decrypt on its key{said}")
     return Failure(code, f"{operation} failed for {what} with {code}{said}")

@@ -25,6 +25,7 @@ import stat
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Final, TypeVar
 
 from sidecar.errors import WriteError
@@ -172,7 +173,7 @@ def _write_files(directory: int, files: Sequence[OutputFile], output_dir: str) -
         for depth in range(1, len(parts)):
             subdir = "/".join(parts[:depth])
             if subdir not in subdirs:
-                _at(lambda: os.mkdir(subdir, BUILD_DIR_MODE, dir_fd=directory), f"{output_dir}/{subdir}")
+                _at(partial(os.mkdir, subdir, BUILD_DIR_MODE, dir_fd=directory), f"{output_dir}/{subdir}")
                 subdirs.add(subdir)
         _write_file(directory, file, output_dir)
     return subdirs
@@ -188,7 +189,7 @@ def _write_file(directory: int, file: OutputFile, output_dir: str) -> None:
         _at(lambda: os.fchmod(fd, file.mode), where)
         data = memoryview(file.content.reveal())
         while data:
-            written = _at(lambda: os.write(fd, data), where)
+            written = _at(partial(os.write, fd, data), where)
             data = data[written:]
         _at(lambda: os.fsync(fd), where)
     finally:

@@ -76,7 +76,7 @@ class Option:
 
 
 OPTIONS: Final = (
-    Option("outputDir", "SIDECAR_OUTPUT_DIR", "--output-dir", f"directory to write into (default {DEFAULT_OUTPUT_DIR})"),
+    Option("outputDir", "SIDECAR_OUTPUT_DIR", "--output-dir", f"directory to write into ({DEFAULT_OUTPUT_DIR})"),
     Option("fileMode", "SIDECAR_FILE_MODE", "--file-mode", "octal mode of every file (default 0400)"),
     Option("uid", "SIDECAR_UID", "--uid", "owner of the files (default: the process's uid)"),
     Option("gid", "SIDECAR_GID", "--gid", "group of the files (default: the process's gid)"),
@@ -274,7 +274,7 @@ def _parse_entry(source: str, index: int, raw: object, defaults: _EntryDefaults)
 
 def _shorthand_entry(var: str, value_from: str, defaults: _EntryDefaults) -> Entry:
     name = var[len(SHORTHAND_PREFIX) :]
-    return _make_entry(var, name, value_from, defaults, defaults.mode, defaults.uid, defaults.gid)
+    return _make_entry(var, name, value_from, defaults, mode=defaults.mode, uid=defaults.uid, gid=defaults.gid)
 
 
 def _make_entry(
@@ -282,10 +282,10 @@ def _make_entry(
     name: object,
     value_from: str,
     defaults: _EntryDefaults,
+    *,
     mode: int,
     uid: int,
     gid: int,
-    *,
     optional: bool = False,
     expand: bool = False,
 ) -> Entry:
@@ -321,7 +321,7 @@ def _check_entry_set(entries: list[Entry], env_file: str | None) -> None:
 def _parse_mode(source: str, raw: object) -> int:
     text = str(raw) if isinstance(raw, str) else ""
     digits = text[2:] if text.lower().startswith("0o") else text
-    if not digits or len(digits) > 4 or any(c not in "01234567" for c in digits):  # noqa: PLR2004
+    if not digits or len(digits) > 4 or any(c not in "01234567" for c in digits):
         raise ConfigError(f"{source}: {raw!r} is not an octal mode string such as \"0400\" or \"0440\"")
     mode = int(digits, 8)
     if mode & ~0o777:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final, TypeVar
 
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
+from tenacity.stop import stop_base
 
 from sidecar import aws
 from sidecar.errors import FetchError
@@ -81,7 +82,7 @@ class Fetcher:
         retrying = Retrying(
             retry=retry_if_exception(lambda exc: aws.error_code(exc)[1]),
             wait=wait_random_exponential(multiplier=BACKOFF_MULTIPLIER_SECONDS, max=BACKOFF_MAX_SECONDS),
-            stop=stop_after_attempt(MAX_ATTEMPTS) | out_of_time,
+            stop=stop_after_attempt(MAX_ATTEMPTS) | stop_when(out_of_time),
             before_sleep=log_retry,
             reraise=True,
         )
@@ -93,7 +94,7 @@ class Fetcher:
         """Resolve credentials once, before any thread needs them, so a missing task role is one clear error."""
         try:
             credentials = self.retrying(self._clients.session.get_credentials, describe={"event_for": "credentials"})
-        except Exception as exc:  # noqa: BLE001 - every cause becomes the same operator message
+        except Exception as exc:
             raise FetchError(
                 f"could not obtain AWS credentials (the task role): {type(exc).__name__}: {aws.aws_message(exc)}"
             ) from None
@@ -158,7 +159,7 @@ class Fetcher:
 
         try:
             results = self.retrying(attempt_once, describe=describe)
-        except Exception as exc:  # noqa: BLE001 - classified below; unexpected types are reported, not hidden
+        except Exception as exc:
             code, transient = aws.error_code(exc)
             if call.operation == "BatchGetSecretValue" and code in aws.ACCESS_DENIED_CODES:
                 return {}, self._fall_back(call)
@@ -192,6 +193,16 @@ class Fetcher:
         ]
         kept = {t: o for t, o in results.items() if t not in again}
         return kept, [Call(call.service, call.region, "GetSecretValue", (t,)) for t in again]
+
+
+class stop_when(stop_base):  # named like tenacity's own stop conditions
+    """A tenacity stop condition from a predicate, so it composes with ``|``."""
+
+    def __init__(self, predicate: Callable[[RetryCallState], bool]) -> None:
+        self._predicate = predicate
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        return self._predicate(retry_state)
 
 
 def _ms_since(started: float) -> float:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Final, Literal
 
@@ -50,7 +50,8 @@ def make_plan(targets: Iterable[Target], sm_batch: SmBatch = "auto", concurrency
 
     for (service, region), group in sorted(by_region.items()):
         if service == ParameterTarget.service:
-            calls += [Call(service, region, "GetParameters", chunk) for chunk in _chunks(group, MAX_GET_PARAMETERS_NAMES)]
+            chunks = _chunks(group, MAX_GET_PARAMETERS_NAMES)
+            calls += [Call(service, region, "GetParameters", chunk) for chunk in chunks]
         elif service == ObjectTarget.service:
             calls += [Call(service, region, "GetObject", (target,)) for target in group]
         else:
@@ -65,5 +66,5 @@ def make_plan(targets: Iterable[Target], sm_batch: SmBatch = "auto", concurrency
     return tuple(calls)
 
 
-def _chunks(items: list[Target], size: int) -> list[tuple[Target, ...]]:
+def _chunks(items: Sequence[Target], size: int) -> list[tuple[Target, ...]]:
     return [tuple(items[start : start + size]) for start in range(0, len(items), size)]

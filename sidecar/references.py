@@ -128,7 +128,8 @@ def _require_region(region: str | None, value_from: str) -> str:
 def _arn_region_account(value_from: str, rest: str, resource_prefix: str) -> tuple[str, str]:
     parts = rest.split(":", 2)
     if len(parts) < 3 or not parts[2].startswith(resource_prefix):
-        raise ConfigError(f"valueFrom {value_from!r}: expected arn:PARTITION:SERVICE:REGION:ACCOUNT:{resource_prefix}NAME")
+        expected = f"arn:PARTITION:SERVICE:REGION:ACCOUNT:{resource_prefix}NAME"
+        raise ConfigError(f"valueFrom {value_from!r}: expected {expected}")
     region, account, _ = parts
     if not _REGION.match(region):
         raise ConfigError(f"valueFrom {value_from!r}: {region!r} is not a region name")
@@ -145,7 +146,7 @@ def _parse_secret_arn(value_from: str, rest: str) -> Reference:
         raise ConfigError(
             f"valueFrom {value_from!r}: {name!r} is not a secret name (letters, digits and /_+=.@- only)"
         )
-    if suffix and len(suffix) != 3:  # noqa: PLR2004 - json-key:version-stage:version-id
+    if suffix and len(suffix) != 3:
         raise ConfigError(
             f"valueFrom {value_from!r} has {len(suffix)} field(s) after the secret name; ECS expects none or "
             "exactly three, json-key:version-stage:version-id, with empty fields kept (e.g. ':username::')"

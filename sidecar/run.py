@@ -10,6 +10,7 @@ from sidecar.config import Settings
 from sidecar.errors import ConfigError
 from sidecar.plan import Call, make_plan
 from sidecar.render import OutputFile, render
+from sidecar.secret import SecretBytes
 
 Log = Any
 
@@ -59,14 +60,16 @@ def run(settings: Settings, log: Log, started: float) -> None:
     for name, reason in rendered.skipped:
         log.warning("optional_skipped", name=name, reason=reason)
 
+    # The manifest holds no value; it goes through the same writer, so it shares mode, owner and commit.
     manifest = OutputFile(
-        commit.MANIFEST, _as_secret(rendered.manifest), settings.file_mode, settings.uid, settings.gid
+        commit.MANIFEST, SecretBytes(rendered.manifest), settings.file_mode, settings.uid, settings.gid
     )
     committed = commit.commit(
         settings.output_dir, rendered.files, manifest, dir_uid=settings.uid, dir_gid=settings.gid
     )
     for file in rendered.files:
-        log.info("file", name=file.path, bytes=len(file.content), mode=f"{file.mode:04o}", owner=f"{file.uid}:{file.gid}")
+        owner = f"{file.uid}:{file.gid}"
+        log.info("file", name=file.path, bytes=len(file.content), mode=f"{file.mode:04o}", owner=owner)
     for name in committed.removed:
         log.info("file_removed", name=name, reason="no longer configured")
     log.info(
@@ -79,8 +82,3 @@ def run(settings: Settings, log: Log, started: float) -> None:
         duration_ms=round((time.monotonic() - started) * 1000, 1),
     )
 
-
-def _as_secret(data: bytes) -> Any:
-    from sidecar.secret import SecretBytes
-
-    return SecretBytes(data)

@@ -36,7 +36,8 @@ def test_defaults() -> None:
     assert settings.max_bytes == 1024 * 1024
     assert (settings.sm_batch, settings.log_format, settings.env_file) == ("auto", "json", None)
     (entry,) = settings.entries
-    assert (entry.name, entry.mode, entry.uid, entry.gid, entry.optional, entry.expand) == ("a", 0o400, 1000, 1000, False, False)
+    assert (entry.name, entry.mode, entry.uid, entry.gid) == ("a", 0o400, 1000, 1000)
+    assert (entry.optional, entry.expand) == (False, False)
 
 
 def test_entry_settings_override_globals() -> None:

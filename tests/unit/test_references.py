@@ -24,7 +24,9 @@ VERSION = "9d4cb84b-ad69-40c0-a0ab-cead3EXAMPLE"
         (":::", None, None, None),
     ],
 )
-def test_secrets_manager_arn_forms(suffix: str, json_key: str | None, stage: str | None, version_id: str | None) -> None:
+def test_secrets_manager_arn_forms(
+    suffix: str, json_key: str | None, stage: str | None, version_id: str | None
+) -> None:
     ref = parse_value_from(ARN + suffix, None)
     assert ref.target == SecretTarget("eu-west-1", ARN, stage, version_id)
     assert ref.json_key == json_key

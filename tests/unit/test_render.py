@@ -84,7 +84,7 @@ def test_json_errors_name_secret_and_key_never_the_value(value: str, entry: dict
     assert message in caught.value.message
     assert "prod/db-AbCdEf" in caught.value.message
     assert "s3cr3t" not in caught.value.message
-    assert caught.value.__cause__ is None and caught.value.__context__ is None or "s3cr3t" not in repr(
+    assert (caught.value.__cause__ is None and caught.value.__context__ is None) or "s3cr3t" not in repr(
         caught.value.__context__
     )
 
