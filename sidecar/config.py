@@ -139,6 +139,10 @@ def load_settings(
     entries = [_parse_entry(source, index, raw, defaults) for source, index, raw in raw_entries]
     entries += [_shorthand_entry(var, value, defaults) for var, value in sorted(environ.items())
                 if var.startswith(SHORTHAND_PREFIX)]
+    if not entries:
+        raise ConfigError(
+            f"no secrets configured: set {SECRETS_ENV} (a JSON array) or {SHORTHAND_PREFIX}<NAME>=<valueFrom>"
+        )
     _check_entry_set(entries, values.get("envFile"))
     for entry in entries:
         if entry.mode & 0o004:

@@ -1,8 +1,9 @@
 """Shared fixtures: one moto server over real HTTP per session, and the secrecy guard.
 
-Every value a test seeds into AWS goes through ``secret_values.add``; after each test the guard scans all
-output the test captured (the sidecar processes' stdout and stderr, pytest's captured streams and log
-records) and fails the test if any seeded value appears there.
+Every value a test seeds into AWS goes through ``secret_values.add``, which also records it for the whole
+session. After every test, whether or not it seeded anything, the guard scans all output the test captured
+(the sidecar processes' stdout and stderr, pytest's captured streams and log records) for every value
+seeded so far in the session, and fails the test if one appears.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ ACCOUNT = "123456789012"
 DUMMY_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 SIDECAR = shutil.which("secrets-sidecar", path=os.path.dirname(sys.executable)) or "secrets-sidecar"
 _MIN_SCANNED_LENGTH = 4  # shorter values ("app", "1") occur in ordinary text by chance
+_SESSION_VALUES: set[bytes] = set()  # every value seeded by any test so far
+_PROCESS_OUTPUTS: list[bytes] = []  # what sidecar processes printed during the current test
 
 
 @dataclass
@@ -38,6 +41,7 @@ class SecretValues:
         raw = value.encode() if isinstance(value, str) else value
         if len(raw) >= _MIN_SCANNED_LENGTH:
             self.values.add(raw)
+            _SESSION_VALUES.add(raw)
             if isinstance(value, str):
                 # A JSON secret: every string inside it is a secret too.
                 try:
@@ -53,7 +57,7 @@ class SecretValues:
     def leaks(self) -> list[str]:
         found = []
         for output in self.outputs:
-            for value in self.values:
+            for value in self.values | _SESSION_VALUES:
                 if value in output:
                     found.append(f"{value[:12]!r}... in {output[:200]!r}")
         return found
@@ -68,12 +72,13 @@ def secret_values() -> SecretValues:
 def _secrecy_guard(
     request: pytest.FixtureRequest, capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
 ) -> Iterator[None]:
+    _PROCESS_OUTPUTS.clear()
     yield
-    if "secret_values" not in request.fixturenames:
-        return
-    guard: SecretValues = request.getfixturevalue("secret_values")
+    guard: SecretValues = (
+        request.getfixturevalue("secret_values") if "secret_values" in request.fixturenames else SecretValues()
+    )
     out, err = capfd.readouterr()
-    guard.outputs += [out.encode(), err.encode(), caplog.text.encode()]
+    guard.outputs += [out.encode(), err.encode(), caplog.text.encode(), *_PROCESS_OUTPUTS]
     sys.stdout.write(out)
     sys.stderr.write(err)
     leaks = guard.leaks()
@@ -140,6 +145,11 @@ def sidecar_env(endpoint: str, **settings: str) -> dict[str, str]:
     }
 
 
+def record_process_output(*outputs: bytes) -> None:
+    """For tests that start sidecar processes by other means: their output is scanned too."""
+    _PROCESS_OUTPUTS.extend(outputs)
+
+
 @dataclass
 class SidecarResult:
     code: int
@@ -170,6 +180,7 @@ def run_sidecar(
     completed = subprocess.run(
         [SIDECAR, *args], env=dict(env), capture_output=True, timeout=timeout, check=False
     )
+    _PROCESS_OUTPUTS.extend([completed.stdout, completed.stderr])
     if guard is not None:
         guard.outputs += [completed.stdout, completed.stderr]
     return SidecarResult(completed.returncode, completed.stdout.decode(), completed.stderr.decode())

@@ -153,3 +153,8 @@ def test_any_environment_loads_or_is_a_configuration_error(env: dict[str, str]) 
         load(env)
     except ConfigError as exc:
         assert exc.message and "\n" not in exc.message.strip()
+
+
+def test_no_secrets_is_an_error_not_a_silent_success() -> None:
+    assert "no secrets configured" in error()
+    assert "no secrets configured" in error({"SIDECAR_SECRETS": "[]"})
