@@ -54,13 +54,6 @@ def _check_one(name: str, container: Container) -> list[Finding]:
             "correct the SIDECAR_* environment (or command flags); `secrets-sidecar check` with the same "
             "settings shows the plan",
         )]
-    if not settings.entries:
-        findings.append(Finding(
-            RULE, "warning", name,
-            "the sidecar's configuration names no secret (no SIDECAR_SECRETS, SIDECAR_SECRET_<NAME> or "
-            "config file): it would write nothing",
-            "list the secrets in SIDECAR_SECRETS or SIDECAR_SECRET_<NAME> variables",
-        ))
     findings += [
         Finding(RULE, "warning", name, f"sidecar configuration: {warning}", "review the setting named above")
         for warning in settings.warnings

@@ -1,0 +1,363 @@
+"""Each rule against a task definition that breaks it and one that satisfies it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from sidecar.lint import lint
+
+from .tasks import container, good_task, hits, rules_hit, set_env
+
+Task = dict[str, Any]
+
+
+def test_the_fargate_example_has_no_finding() -> None:
+    assert lint(good_task()) == []
+
+
+# --- register-input -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("mutate", "expected"),
+    [
+        (lambda t: t.pop("family"), "the task definition lacks the required field 'family'"),
+        (lambda t: t.update(cpu=256), "cpu must be of type string, not integer"),
+        (lambda t: container(t, "app").update(essentail=True), "unknown field 'essentail' (did you mean 'essential'?)"),
+        (lambda t: container(t, "app")["dependsOn"][0].update(condition="SUCCES"),
+         "containerDefinitions[1].dependsOn[0].condition is not one of START, COMPLETE, SUCCESS, HEALTHY"),
+        (lambda t: t.update(networkMode="vpc"), "networkMode is not one of"),
+        (lambda t: container(t, "app")["mountPoints"][0].update(readOnly="true"),
+         "containerDefinitions[1].mountPoints[0].readOnly must be of type boolean, not string"),
+    ],
+)
+def test_register_input_reports_what_botocore_would_reject(mutate: Callable[[Task], object], expected: str) -> None:
+    task = good_task()
+    mutate(task)
+    findings = hits(task, "register-input")
+    assert len(findings) == 1, findings
+    assert findings[0].severity == "error"
+    assert expected in findings[0].message
+
+
+def test_register_input_names_the_container_and_never_the_value() -> None:
+    task = good_task()
+    container(task, "app")["environment"].append({"name": "PORT", "value": 8080123})
+    (finding,) = hits(task, "register-input")
+    assert finding.container == "app"
+    assert "environment[3].value must be of type string, not integer" in finding.message
+    assert "8080123" not in finding.message + finding.fix
+
+
+def test_register_input_accepts_every_enum_value_it_lists() -> None:
+    for condition in ("START", "COMPLETE", "SUCCESS", "HEALTHY"):
+        task = good_task()
+        container(task, "app")["dependsOn"][0]["condition"] = condition
+        assert hits(task, "register-input") == []
+
+
+# --- which container is the sidecar ---------------------------------------------------------------------
+
+
+def test_no_recognisable_sidecar_is_an_error() -> None:
+    task = good_task()
+    task["containerDefinitions"] = [container(task, "app")]
+    container(task, "app").pop("dependsOn")
+    assert ("no-sidecar", "error", None) in rules_hit(task)
+
+
+@pytest.mark.parametrize(
+    "disguise",
+    [
+        lambda c: c.update(image="example.com/tools/ecs-secrets-sidecar@sha256:" + "a" * 64),
+        lambda c: c.update(image="example.com/fetcher:1", command=["secrets-sidecar", "run"]),
+        lambda c: c.update(image="example.com/fetcher:1", entryPoint=["/usr/local/bin/secrets-sidecar"]),
+        lambda c: c.update(image="example.com/fetcher:1"),  # still recognised by its SIDECAR_* environment
+    ],
+)
+def test_the_sidecar_is_recognised_by_image_program_or_environment(disguise: Callable[[dict[str, Any]], None]) -> None:
+    task = good_task()
+    disguise(container(task, "sidecar"))
+    container(task, "sidecar")["essential"] = True
+    assert ("sidecar-essential", "error", "sidecar") in rules_hit(task)
+    assert ("no-sidecar", "error", None) not in rules_hit(task)
+
+
+# --- sidecar-essential, sidecar-restart ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mutate", [lambda c: c.update(essential=True), lambda c: c.pop("essential")])
+def test_an_essential_sidecar_is_an_error(mutate: Callable[[dict[str, Any]], object]) -> None:
+    task = good_task()
+    mutate(container(task, "sidecar"))
+    (finding,) = hits(task, "sidecar-essential")
+    assert (finding.severity, finding.container) == ("error", "sidecar")
+    assert "\"essential\": false" in finding.fix
+
+
+def test_a_restarting_sidecar_is_an_error_and_a_disabled_policy_is_not() -> None:
+    task = good_task()
+    container(task, "sidecar")["restartPolicy"] = {"enabled": True}
+    assert [(f.severity, f.container) for f in hits(task, "sidecar-restart")] == [("error", "sidecar")]
+    container(task, "sidecar")["restartPolicy"] = {"enabled": False}
+    assert hits(task, "sidecar-restart") == []
+
+
+# --- app-dependency -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("depends_on", "says"),
+    [
+        (None, "does not depend on 'sidecar'"),
+        ([], "does not depend on 'sidecar'"),
+        ([{"containerName": "sidecar", "condition": "COMPLETE"}], "starts the app even when the sidecar failed"),
+        ([{"containerName": "sidecar", "condition": "START"}], "before the secrets are written"),
+        ([{"containerName": "sidecar", "condition": "HEALTHY"}], "needs a health check"),
+        ([{"containerName": "other", "condition": "SUCCESS"}], "does not depend on 'sidecar'"),
+    ],
+)
+def test_an_app_must_wait_for_the_sidecar_with_success(depends_on: list[dict[str, str]] | None, says: str) -> None:
+    task = good_task()
+    if depends_on is None:
+        container(task, "app").pop("dependsOn")
+    else:
+        container(task, "app")["dependsOn"] = depends_on
+    (finding,) = hits(task, "app-dependency")
+    assert (finding.severity, finding.container) == ("error", "app")
+    assert says in finding.message
+    assert '{"containerName": "sidecar", "condition": "SUCCESS"}' in finding.fix
+
+
+def test_every_essential_app_is_checked_and_non_essential_helpers_are_not() -> None:
+    task = good_task()
+    worker = {**container(task, "app"), "name": "worker", "dependsOn": []}
+    log_router = {"name": "log-router", "image": "example.com/fluent-bit:1", "essential": False}
+    task["containerDefinitions"] += [worker, log_router]
+    assert [f.container for f in hits(task, "app-dependency")] == ["worker"]
+
+
+# --- the secrets volume ----------------------------------------------------------------------------------
+
+
+def test_an_undefined_volume_is_an_error() -> None:
+    task = good_task()
+    task["volumes"] = []
+    (finding,) = hits(task, "volume-missing")
+    assert (finding.severity, finding.container) == ("error", "sidecar")
+    assert "'secrets'" in finding.message
+
+
+def test_a_sidecar_without_a_mount_at_its_output_directory_is_an_error() -> None:
+    task = good_task()
+    container(task, "sidecar")["mountPoints"][0]["containerPath"] = "/secrets"
+    (finding,) = hits(task, "volume-unmounted")
+    assert (finding.severity, finding.container) == ("error", "sidecar")
+    assert "/run/secrets" in finding.message
+
+
+@pytest.mark.parametrize(
+    "configure",
+    [
+        lambda t: set_env(t, "sidecar", "SIDECAR_OUTPUT_DIR", "/secrets/"),
+        lambda t: container(t, "sidecar").update(command=["run", "--output-dir", "/secrets"]),
+        lambda t: container(t, "sidecar").update(command=["--output-dir=/secrets"]),
+    ],
+)
+def test_the_output_directory_follows_the_sidecars_own_setting(configure: Callable[[Task], None]) -> None:
+    task = good_task()
+    container(task, "sidecar")["mountPoints"][0]["containerPath"] = "/secrets"
+    configure(task)
+    assert lint(task) == []
+
+
+def test_an_app_that_does_not_mount_the_volume_is_an_error() -> None:
+    task = good_task()
+    container(task, "app")["mountPoints"] = []
+    (finding,) = hits(task, "volume-unmounted")
+    assert (finding.severity, finding.container) == ("error", "app")
+    assert '"readOnly": true' in finding.fix
+
+
+@pytest.mark.parametrize("read_only", [False, None])
+def test_an_app_that_mounts_the_volume_writable_is_an_error(read_only: bool | None) -> None:
+    task = good_task()
+    mount = container(task, "app")["mountPoints"][0]
+    if read_only is None:
+        mount.pop("readOnly")
+    else:
+        mount["readOnly"] = read_only
+    (finding,) = hits(task, "volume-writable-in-app")
+    assert (finding.severity, finding.container) == ("error", "app")
+
+
+def test_a_sidecar_that_mounts_its_output_read_only_is_an_error() -> None:
+    task = good_task()
+    container(task, "sidecar")["mountPoints"][0]["readOnly"] = True
+    (finding,) = hits(task, "volume-readonly-in-sidecar")
+    assert (finding.severity, finding.container) == ("error", "sidecar")
+
+
+# --- task-role -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mutate", [lambda t: t.pop("taskRoleArn"), lambda t: t.update(taskRoleArn="")])
+def test_a_task_without_a_task_role_is_an_error(mutate: Callable[[Task], object]) -> None:
+    task = good_task()
+    mutate(task)
+    (finding,) = hits(task, "task-role")
+    assert (finding.severity, finding.container) == ("error", None)
+
+
+# --- sidecar-config --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "says"),
+    [
+        ("SIDECAR_TIMEOUT", "soon", "SIDECAR_TIMEOUT: 'soon' is not a positive number of seconds"),
+        ("SIDECAR_SECRETS", "[{\"name\": \"db\"}]", "valueFrom is required"),
+        ("SIDECAR_SECRETS", "not json", "SIDECAR_SECRETS is not valid JSON"),
+        ("SIDECAR_OUTPUTDIR", "/x", "unknown setting SIDECAR_OUTPUTDIR (did you mean SIDECAR_OUTPUT_DIR?)"),
+        ("SIDECAR_SECRET_x", "arn:aws:secretsmanager:eu-west-1:123456789012:secret:a:b",
+         "ECS expects none or exactly three"),
+        ("SIDECAR_FILE_MODE", "0666", "lets group or others write"),
+    ],
+)
+def test_a_configuration_the_sidecar_rejects_is_an_error(variable: str, value: str, says: str) -> None:
+    task = good_task()
+    set_env(task, "sidecar", variable, value)
+    (finding,) = hits(task, "sidecar-config")
+    assert (finding.severity, finding.container) == ("error", "sidecar")
+    assert says in finding.message
+
+
+def test_an_unparseable_command_is_an_error() -> None:
+    task = good_task()
+    container(task, "sidecar")["command"] = ["run", "--ouput-dir", "/run/secrets"]
+    (finding,) = hits(task, "sidecar-config")
+    assert finding.severity == "error"
+    assert "unrecognized arguments" in finding.message
+
+
+def test_a_bare_parameter_name_is_valid_without_a_region_in_the_environment() -> None:
+    task = good_task()
+    set_env(task, "sidecar", "SIDECAR_SECRET_token", "/prod/app/token")
+    assert not any(e["name"] in ("AWS_REGION", "SIDECAR_REGION") for e in container(task, "sidecar")["environment"])
+    assert hits(task, "sidecar-config") == []
+
+
+def test_the_sidecars_own_warnings_and_unseen_settings_are_warnings() -> None:
+    task = good_task()
+    set_env(task, "sidecar", "SIDECAR_TIMEOUT", "150")
+    set_env(task, "sidecar", "SIDECAR_CONFIG_FILE", "/etc/sidecar.json")
+    container(task, "sidecar")["secrets"] = [{"name": "SIDECAR_SECRET_extra", "valueFrom": "/prod/app/extra"}]
+    findings = hits(task, "sidecar-config")
+    assert {f.severity for f in findings} == {"warning"}
+    text = " ".join(f.message for f in findings)
+    assert "timeout 150s is not below ECS's largest startTimeout" in text
+    assert "SIDECAR_CONFIG_FILE names a file inside the image" in text
+    assert "SIDECAR_SECRET_extra come from the container's secrets" in text
+
+
+def test_a_sidecar_configured_with_no_secret_is_an_error() -> None:
+    task = good_task()
+    container(task, "sidecar")["environment"] = []
+    (finding,) = hits(task, "sidecar-config")
+    assert (finding.severity, finding.container) == ("error", "sidecar")
+    assert "no secrets configured" in finding.message
+
+
+# --- sidecar-root, sidecar-writable-root ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("user", [None, "0", "root", "0:1000", "root:root"])
+def test_a_sidecar_running_as_root_is_a_warning(user: str | None) -> None:
+    task = good_task()
+    sidecar = container(task, "sidecar")
+    sidecar.pop("user")
+    if user is not None:
+        sidecar["user"] = user
+    (finding,) = hits(task, "sidecar-root")
+    assert (finding.severity, finding.container) == ("warning", "sidecar")
+
+
+@pytest.mark.parametrize("user", ["10001", "10001:1000", "sidecar"])
+def test_a_non_root_sidecar_passes(user: str) -> None:
+    task = good_task()
+    container(task, "sidecar")["user"] = user
+    assert hits(task, "sidecar-root") == []
+
+
+@pytest.mark.parametrize("value", [False, None])
+def test_a_writable_root_filesystem_is_a_warning(value: bool | None) -> None:
+    task = good_task()
+    sidecar = container(task, "sidecar")
+    if value is None:
+        sidecar.pop("readonlyRootFilesystem")
+    else:
+        sidecar["readonlyRootFilesystem"] = value
+    (finding,) = hits(task, "sidecar-writable-root")
+    assert (finding.severity, finding.container) == ("warning", "sidecar")
+
+
+# --- plain-secret ---------------------------------------------------------------------------------------
+
+PLAIN_SECRETS = [
+    ("DB_PASSWORD", "correct-horse-battery"),
+    ("STRIPE_API_KEY", "sk_live_51Habcdefghijklmnop"),
+    ("GITHUB_TOKEN", "just-some-token-value"),
+    ("AWS_ACCESS_KEY_ID", "AKIAIOSFODNN7EXAMPLE"),
+    ("SIGNING", "-----BEGIN RSA PRIVATE KEY-----\nMIIEow\n-----END RSA PRIVATE KEY-----"),
+    ("DATABASE_URL", "postgres://app:s3cretpw@db.internal:5432/app"),
+]
+NOT_SECRETS = [
+    ("DB_PASSWORD_FILE", "/run/secrets/db_password"),
+    ("API_TOKEN", "arn:aws:secretsmanager:eu-west-1:123456789012:secret:prod/app/token-AbCdEf"),
+    ("TLS_KEY", "s3://my-app-config/tls/key.pem"),
+    ("TOKEN_TTL", "3600"),
+    ("USE_SECRET_STORE", "true"),
+    ("SECRET_NAME", "prod/app/db"),
+    ("DATABASE_URL", "postgres://db.internal:5432/app"),
+    ("LOG_LEVEL", "info"),
+]
+
+
+@pytest.mark.parametrize(("variable", "value"), PLAIN_SECRETS)
+def test_a_plain_secret_in_any_container_is_a_warning_that_never_shows_the_value(variable: str, value: str) -> None:
+    task = good_task()
+    set_env(task, "app", variable, value)
+    (finding,) = hits(task, "plain-secret")
+    assert (finding.severity, finding.container) == ("warning", "app")
+    assert variable in finding.message
+    for shown in (finding.message, finding.fix):
+        assert value not in shown
+        assert value[:8] not in shown
+
+
+@pytest.mark.parametrize(("variable", "value"), NOT_SECRETS)
+def test_references_paths_and_settings_are_not_plain_secrets(variable: str, value: str) -> None:
+    task = good_task()
+    set_env(task, "app", variable, value)
+    assert hits(task, "plain-secret") == []
+
+
+def test_the_sidecars_own_settings_are_not_plain_secrets_but_credentials_in_them_are() -> None:
+    task = good_task()
+    assert hits(task, "plain-secret") == []  # SIDECAR_SECRETS holds references
+    set_env(task, "sidecar", "AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY")
+    assert [f.container for f in hits(task, "plain-secret")] == ["sidecar"]
+
+
+# --- ordering and robustness ----------------------------------------------------------------------------
+
+
+def test_errors_come_before_warnings() -> None:
+    task = good_task()
+    container(task, "sidecar").pop("user")
+    task.pop("taskRoleArn")
+    severities = [f.severity for f in lint(task)]
+    assert severities == ["error", "warning"]
