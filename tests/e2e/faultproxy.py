@@ -1,0 +1,275 @@
+"""A fault-injecting HTTP reverse proxy that sits between the sidecar and the moto server.
+
+moto answers every request it understands correctly; AWS does not always. The proxy forwards requests to
+moto unchanged unless a rule matches, and then answers with an AWS-shaped error, adds latency, or stalls.
+
+Rules match an operation: for JSON protocols the ``X-Amz-Target`` header (``secretsmanager.GetSecretValue``,
+``AmazonSSM.GetParameters``); for S3 the HTTP method and a path prefix (``GET /bucket/key``). A rule applies
+``count`` times, or always when ``count`` is None; the first matching rule with applications left wins.
+
+The proxy listens on loopback only, serves each connection in its own thread (at most ``MAX_CONNECTIONS`` at
+once), reads bounded request bodies, never stalls longer than ``MAX_STALL_SECONDS`` (``stop()`` releases a stall
+at once), and sets TCP_NODELAY on both of its sockets so that delayed ACKs do not add latency to every request.
+
+    with FaultProxy(moto_endpoint) as proxy:
+        proxy.add(json_error("secretsmanager.GetSecretValue", "AccessDeniedException", "no", count=1))
+        env = sidecar_env(proxy.url, ...)
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import re
+import socket
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Final
+from urllib.parse import urlsplit
+
+MAX_BODY_BYTES: Final = 8 * 1024 * 1024
+MAX_STALL_SECONDS: Final = 30.0
+MAX_CONNECTIONS: Final = 32
+UPSTREAM_TIMEOUT_SECONDS: Final = 30.0
+_HOP_BY_HOP: Final = frozenset({
+    "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers",
+    "transfer-encoding", "upgrade", "content-length",
+})
+_ACCESS_KEY = re.compile(r"Credential=([^/,\s]+)/")
+
+
+@dataclass
+class Rule:
+    """What to do with matching requests. Exactly one of ``status``, ``latency`` or ``stall`` applies."""
+
+    operation: str | None = None  # X-Amz-Target value (JSON protocols)
+    method: str | None = None  # HTTP method (S3)
+    path_prefix: str | None = None  # request path prefix (S3), e.g. "/bucket/key"
+    status: int | None = None  # respond with this status and body instead of forwarding
+    body: bytes = b""
+    content_type: str = "application/x-amz-json-1.1"
+    latency: float = 0.0  # seconds to wait before forwarding
+    stall: bool = False  # hold the request without answering, then drop the connection
+    transform: Callable[[bytes, bytes], bytes] | None = None  # forward, then rewrite (request, response) body
+    count: int | None = None  # applications left; None: always
+    hits: int = 0
+
+    def matches(self, operation: str | None, method: str, path: str) -> bool:
+        if self.count is not None and self.hits >= self.count:
+            return False
+        if self.operation is not None and self.operation != operation:
+            return False
+        if self.method is not None and self.method != method:
+            return False
+        return self.path_prefix is None or path.startswith(self.path_prefix)
+
+
+def json_error(operation: str, code: str, message: str, *, status: int = 400, count: int | None = None) -> Rule:
+    """An error as the JSON protocols (Secrets Manager, SSM, KMS) send it."""
+    body = json.dumps({"__type": code, "message": message}).encode()
+    return Rule(operation=operation, status=status, body=body, count=count)
+
+
+def s3_error(method: str, path_prefix: str, code: str, message: str, *, status: int = 403,
+             count: int | None = None) -> Rule:
+    """An error as S3 sends it (REST-XML)."""
+    body = (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        f"<Error><Code>{code}</Code><Message>{message}</Message><RequestId>FAULTPROXY</RequestId></Error>"
+    ).encode()
+    return Rule(method=method, path_prefix=path_prefix, status=status, body=body, content_type="application/xml",
+                count=count)
+
+
+def latency(operation: str, seconds: float, *, count: int | None = None) -> Rule:
+    return Rule(operation=operation, latency=seconds, count=count)
+
+
+def stall(operation: str, *, count: int | None = None) -> Rule:
+    return Rule(operation=operation, stall=True, count=count)
+
+
+def rewrite(operation: str, transform: Callable[[bytes, bytes], bytes], *, count: int | None = None) -> Rule:
+    """Forward, then replace the response body with ``transform(request_body, response_body)``: for
+    answers where moto's shape differs from AWS's."""
+    return Rule(operation=operation, transform=transform, count=count)
+
+
+@dataclass(frozen=True)
+class Seen:
+    """One request the proxy received, and what it did with it."""
+
+    operation: str | None
+    method: str
+    path: str
+    action: str  # "forwarded", "rewritten", "status 400", "stalled", "latency 0.5"
+    access_key: str | None
+
+
+@dataclass
+class _State:
+    upstream_host: str
+    upstream_port: int
+    rules: list[Rule] = field(default_factory=list)
+    seen: list[Seen] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    released: threading.Event = field(default_factory=threading.Event)
+
+    def pick(self, operation: str | None, method: str, path: str) -> Rule | None:
+        with self.lock:
+            for rule in self.rules:
+                if rule.matches(operation, method, path):
+                    rule.hits += 1
+                    return rule
+            return None
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+
+    def setup(self) -> None:
+        super().setup()
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the base class's name
+        pass  # quiet: the tests read the proxy's record instead
+
+    def _handle(self) -> None:
+        state = self.server.state
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > MAX_BODY_BYTES:
+            self._respond(413, b"request body too large for the fault proxy", "text/plain")
+            self.close_connection = True
+            return
+        body = self.rfile.read(length) if length else b""
+        operation = self.headers.get("X-Amz-Target")
+        path = self.path.split("?", 1)[0]
+        key = _ACCESS_KEY.search(self.headers.get("Authorization", ""))
+        rule = state.pick(operation, self.command, path)
+
+        def record(action: str) -> None:
+            with state.lock:
+                state.seen.append(Seen(operation, self.command, self.path, action, key[1] if key else None))
+
+        if rule is not None and rule.stall:
+            record("stalled")
+            state.released.wait(MAX_STALL_SECONDS)
+            self.close_connection = True
+            return
+        if rule is not None and rule.status is not None:
+            record(f"status {rule.status}")
+            self._respond(rule.status, rule.body, rule.content_type)
+            return
+        if rule is not None and rule.latency:
+            record(f"latency {rule.latency:g}")
+            if state.released.wait(min(rule.latency, MAX_STALL_SECONDS)):
+                self.close_connection = True
+                return
+        else:
+            record("rewritten" if rule is not None and rule.transform else "forwarded")
+        self._forward(body, rule.transform if rule is not None else None)
+
+    def _forward(self, body: bytes, transform: Callable[[bytes, bytes], bytes] | None = None) -> None:
+        state = self.server.state
+        upstream = http.client.HTTPConnection(state.upstream_host, state.upstream_port,
+                                              timeout=UPSTREAM_TIMEOUT_SECONDS)
+        try:
+            upstream.connect()
+            assert upstream.sock is not None
+            upstream.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP}
+            headers["Content-Length"] = str(len(body))
+            upstream.request(self.command, self.path, body=body if body or self.command in ("POST", "PUT") else None,
+                             headers=headers)
+            response = upstream.getresponse()
+            payload = response.read()
+            if transform is not None and response.status == 200:  # noqa: PLR2004
+                payload = transform(body, payload)
+            response_headers = [(k, v) for k, v in response.getheaders() if k.lower() not in _HOP_BY_HOP]
+        finally:
+            upstream.close()
+        self.send_response(response.status)
+        for name, value in response_headers:
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(payload)
+
+    def _respond(self, status: int, body: bytes, content_type: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("x-amzn-RequestId", "faultproxy")
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    do_GET = do_POST = do_PUT = do_HEAD = do_DELETE = _handle  # noqa: N815 - http.server's naming
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False
+    allow_reuse_address = True
+
+    def __init__(self, state: _State) -> None:
+        self.state = state
+        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+        super().__init__(("127.0.0.1", 0), _Handler)
+
+    def process_request(self, request: socket.socket, client_address: object) -> None:  # type: ignore[override]
+        if not self._slots.acquire(timeout=5):
+            self.shutdown_request(request)
+            return
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request: socket.socket, client_address: object) -> None:  # type: ignore[override]
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+
+class FaultProxy:
+    def __init__(self, upstream: str) -> None:
+        parts = urlsplit(upstream)
+        assert parts.hostname and parts.port, upstream
+        self._state = _State(parts.hostname, parts.port)
+        self._server = _Server(self._state)
+        host, port = self._server.server_address[:2]
+        self.url = f"http://{host}:{port}"
+        self._thread = threading.Thread(target=self._server.serve_forever, name="faultproxy", daemon=True)
+
+    def add(self, rule: Rule) -> Rule:
+        with self._state.lock:
+            self._state.rules.append(rule)
+        return rule
+
+    @property
+    def seen(self) -> list[Seen]:
+        with self._state.lock:
+            return list(self._state.seen)
+
+    def seen_for(self, operation: str) -> list[Seen]:
+        return [s for s in self.seen if s.operation == operation]
+
+    def start(self) -> FaultProxy:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._state.released.set()
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+    def __enter__(self) -> FaultProxy:
+        return self.start()
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.stop()

@@ -1,0 +1,157 @@
+"""Helpers for the end-to-end tests: references, result checks, directory states, and running as another uid."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import stat
+import subprocess
+import sys
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import ACCOUNT, REGION, SIDECAR, SecretValues, SidecarResult, snapshot
+
+NOBODY = 65534  # uid and gid of an unprivileged user that exists in every Debian-based image
+
+
+def secret_arn_prefix(region: str = REGION, account: str = ACCOUNT) -> str:
+    return f"arn:aws:secretsmanager:{region}:{account}:secret:"
+
+
+def parameter_arn(name: str, region: str = REGION, account: str = ACCOUNT) -> str:
+    return f"arn:aws:ssm:{region}:{account}:parameter/{name.lstrip('/')}"
+
+
+def secrets_json(*entries: dict[str, Any]) -> str:
+    return json.dumps(list(entries))
+
+
+# --- results ----------------------------------------------------------------------------------------------
+
+
+def api_calls(result: SidecarResult, operation: str | None = None) -> list[dict[str, Any]]:
+    return [e for e in result.events
+            if e.get("event") == "api_call" and (operation is None or e.get("operation") == operation)]
+
+
+def assert_ok(result: SidecarResult) -> dict[str, Any]:
+    """The run succeeded: exit 0, a final ``done`` event, nothing on stderr. Returns the ``done`` event."""
+    assert result.code == 0, f"exit {result.code}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+    assert result.final["event"] == "done", result.stdout
+    assert "Traceback" not in result.stderr + result.stdout
+    return result.final
+
+
+def assert_failed(result: SidecarResult, exit_code: int, *fragments: str) -> dict[str, Any]:
+    """The run failed as expected: its exit code, and one final one-line ``failed`` event whose reason holds
+    every fragment; no traceback anywhere. Returns the ``failed`` event."""
+    assert result.code == exit_code, f"exit {result.code}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+    assert "Traceback" not in result.stderr, result.stderr
+    assert "Traceback" not in result.stdout, result.stdout
+    failed = result.event("failed")
+    assert result.final is not None and result.final == failed, "the failed event must be the last line"
+    assert failed["exit_code"] == exit_code
+    assert failed["level"] == "error"
+    reason = failed["reason"]
+    assert "\n" not in reason and "\n" not in result.stdout.splitlines()[-1]
+    for fragment in fragments:
+        assert fragment in reason, f"{fragment!r} not in reason {reason!r}"
+    return failed
+
+
+def owner_and_mode(path: Path) -> tuple[int, int, str]:
+    info = os.stat(path)
+    return info.st_uid, info.st_gid, f"{stat.S_IMODE(info.st_mode):04o}"
+
+
+# --- directory states -------------------------------------------------------------------------------------
+
+
+def full_state(directory: Path) -> dict[str, Any]:
+    """``snapshot`` plus every entry's type, mode, owner and mtime (lstat: links are not followed)."""
+    details = {}
+    for path in [directory, *sorted(directory.rglob("*"))]:
+        info = os.lstat(path)
+        details[str(path.relative_to(directory))] = (
+            stat.S_IFMT(info.st_mode), stat.S_IMODE(info.st_mode), info.st_uid, info.st_gid, info.st_mtime_ns,
+        )
+    return {"content": snapshot(directory), "stat": details}
+
+
+def visible(directory: Path) -> dict[str, bytes]:
+    """What the app sees: every user-visible file, read through the links, by relative path."""
+    seen = {}
+    for path in sorted(directory.rglob("*")):
+        relative = path.relative_to(directory)
+        if relative.parts[0].startswith(".."):
+            continue
+        if path.is_symlink() and path.is_dir():
+            for inner in sorted(path.rglob("*")):
+                if inner.is_file():
+                    seen[str(relative / inner.relative_to(path))] = inner.read_bytes()
+        elif path.is_file():
+            seen[str(relative)] = path.read_bytes()
+    return seen
+
+
+# --- running as another user ------------------------------------------------------------------------------
+
+
+@functools.cache
+def _blocked_ancestor() -> tuple[str, str] | None:
+    """The first directory on the interpreter's path that other users cannot search (e.g. a 0700 home
+    holding a pyenv Python), and its child on that path; None when the path is open to everyone."""
+    prefix = Path(os.path.realpath(sys.base_prefix))
+    for depth in range(1, len(prefix.parts)):
+        directory = Path(*prefix.parts[:depth])
+        if not os.stat(directory).st_mode & stat.S_IXOTH:
+            return str(directory), str(Path(*prefix.parts[: depth + 1]))
+    return None
+
+
+# In a private mount namespace: keep the interpreter's tree, cover the unsearchable directory with an empty
+# tmpfs that everyone may search, put the tree back at its path, then drop to the uid and gid for good.
+_UNBLOCK = """\
+blocked=$1 keep=$2 stash=$3 uid=$4 gid=$5
+shift 5
+fail() { echo "run_as-setup-failed: $1" >&2; exit 125; }
+mount --bind "$keep" "$stash" || fail "bind $keep"
+mount -t tmpfs -o mode=0755,size=1m tmpfs "$blocked" || fail "tmpfs on $blocked"
+mkdir -p "$keep" || fail "mkdir $keep"
+mount --bind "$stash" "$keep" || fail "bind back $keep"
+exec setpriv --reuid="$uid" --regid="$gid" --clear-groups -- "$@"
+"""
+
+
+def run_as(
+    env: Mapping[str, str],
+    *args: str,
+    uid: int,
+    gid: int,
+    guard: SecretValues,
+    timeout: float = 60,
+) -> SidecarResult:
+    """Run the installed ``secrets-sidecar`` as ``uid:gid`` (no supplementary groups)."""
+    assert os.geteuid() == 0, "only root can start a process as another user"
+    blocked = _blocked_ancestor()
+    if blocked is None:
+        completed = subprocess.run(
+            [SIDECAR, *args], env=dict(env), user=uid, group=gid, extra_groups=[],
+            capture_output=True, timeout=timeout, check=False,
+        )
+    else:
+        with tempfile.TemporaryDirectory(prefix="stash-") as stash:
+            command = ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", _UNBLOCK, "sh",
+                       *blocked, stash, str(uid), str(gid), SIDECAR, *args]
+            completed = subprocess.run(command, env=dict(env), capture_output=True, timeout=timeout, check=False)
+        setup_failed = completed.returncode == 125 and b"run_as-setup-failed" in completed.stderr
+        if setup_failed or completed.stderr.startswith(b"unshare:"):
+            pytest.skip(f"cannot start a process as {uid}:{gid} here: {completed.stderr.decode()[-300:]}")
+    guard.outputs += [completed.stdout, completed.stderr]
+    return SidecarResult(completed.returncode, completed.stdout.decode(), completed.stderr.decode())
