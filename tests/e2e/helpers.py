@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ACCOUNT, REGION, SIDECAR, SecretValues, SidecarResult, snapshot
+from tests.conftest import ACCOUNT, REGION, SIDECAR, SecretValues, SidecarResult, record_process_output, snapshot
 
 NOBODY = 65534  # uid and gid of an unprivileged user that exists in every Debian-based image
 
@@ -154,4 +154,5 @@ def run_as(
         if setup_failed or completed.stderr.startswith(b"unshare:"):
             pytest.skip(f"cannot start a process as {uid}:{gid} here: {completed.stderr.decode()[-300:]}")
     guard.outputs += [completed.stdout, completed.stderr]
+    record_process_output(completed.stdout, completed.stderr)
     return SidecarResult(completed.returncode, completed.stdout.decode(), completed.stderr.decode())

@@ -56,8 +56,8 @@ def test_whole_secret_string_is_written_as_its_exact_bytes(aws: Any, outdir: Pat
 def test_json_keys_string_as_text_others_as_compact_sorted_json_in_one_call(
     aws: Any, outdir: Path, secret_values: SecretValues
 ) -> None:
-    document = {"username": "app-user-7", "password": "pw-\u00e9\u00e8-9", "port": 5432, "tls": True,
-                "pool": {"max": 10, "idle": [1, 2], "name": "p\u00f6\u00f6l"}, "ratio": 0.25}
+    document = {"username": "app-user-7", "password": "pw-\u00e9\u00e8-9", "port": 7345619, "tls": True,
+                "pool": {"max": 10, "idle": [1, 2], "name": "p\u00f6\u00f6l"}, "ratio": 31.4159265}
     arn = aws.secretsmanager.create_secret(Name="app/db", SecretString=secret_values.add(json.dumps(document)))["ARN"]
     entries = [{"name": key, "valueFrom": f"{arn}:{key}::"} for key in document]
 
@@ -66,10 +66,10 @@ def test_json_keys_string_as_text_others_as_compact_sorted_json_in_one_call(
     assert_ok(result)
     assert (outdir / "username").read_bytes() == b"app-user-7"
     assert (outdir / "password").read_bytes() == "pw-\u00e9\u00e8-9".encode()
-    assert (outdir / "port").read_bytes() == b"5432"
+    assert (outdir / "port").read_bytes() == b"7345619"
     assert (outdir / "tls").read_bytes() == b"true"
     assert (outdir / "pool").read_bytes() == '{"idle":[1,2],"max":10,"name":"p\u00f6\u00f6l"}'.encode()
-    assert (outdir / "ratio").read_bytes() == b"0.25"
+    assert (outdir / "ratio").read_bytes() == b"31.4159265"
     # Six entries, one secret: one fetch.
     assert [(c["operation"], c["ids"]) for c in api_calls(result)] == [("GetSecretValue", 1)]
 
@@ -244,7 +244,7 @@ def test_s3_objects_plain_sse_kms_and_pinned_version(aws: Any, outdir: Path, sec
 
 
 def test_expand_writes_one_file_per_key(aws: Any, outdir: Path, secret_values: SecretValues) -> None:
-    document = {"user": "expand-user", "password": "expand-p@ss", "port": 6543, "debug": False,
+    document = {"user": "expand-user", "password": "expand-p@ss", "port": 7654321, "debug": False,
                 "opts": {"z": [3, 2], "a": None}, ".pgpass": "host:5432:*:u:pw-dotfile"}
     arn = aws.secretsmanager.create_secret(Name="app/expand", SecretString=secret_values.add(json.dumps(document)))["ARN"]
 
@@ -255,7 +255,7 @@ def test_expand_writes_one_file_per_key(aws: Any, outdir: Path, secret_values: S
     assert sorted(os.listdir(outdir / "db")) == [".pgpass", "debug", "opts", "password", "port", "user"]
     assert (outdir / "db" / "user").read_bytes() == b"expand-user"
     assert (outdir / "db" / "password").read_bytes() == b"expand-p@ss"
-    assert (outdir / "db" / "port").read_bytes() == b"6543"
+    assert (outdir / "db" / "port").read_bytes() == b"7654321"
     assert (outdir / "db" / "debug").read_bytes() == b"false"
     assert (outdir / "db" / "opts").read_bytes() == b'{"a":null,"z":[3,2]}'
     assert (outdir / "db" / ".pgpass").read_bytes() == b"host:5432:*:u:pw-dotfile"

@@ -1,0 +1,68 @@
+"""SIDECAR_ENV_FILE: one dotenv file that ``set -a; . file`` turns back into the exact bytes, in dash and bash."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import SecretValues, run_sidecar, sidecar_env
+from tests.e2e.helpers import assert_ok, owner_and_mode, secrets_json
+
+NASTY = {
+    "QUOTES": "it's a \"quoted\" 'value' ''",
+    "LONE_QUOTE": "'",
+    "NEWLINES": "line one\nline two\n\n",
+    "DOLLARS": "$HOME ${PATH} $(id -u) $1 $$ $",
+    "BACKTICKS": "`id -u` and `exit 7`",
+    "BACKSLASHES": "back\\slash \\n \\\\ \\' end\\",
+    "UNICODE": "p\u00e4ssw\u00f6rd \u2603 \u65e5\u672c\u8a9e \u200b\U0001f511",
+    "SPACES": "  leading and trailing  ",
+    "EQUALS": "a=b=c; export X=1 # not a comment",
+    "CONTROL": "tab\there\r\ncrlf \x1b[31mred",
+}
+
+
+def _exported(shell: str, env_file: Path) -> dict[str, str]:
+    """The environment a program started after ``set -a; . file`` in ``shell`` receives."""
+    completed = subprocess.run(
+        [shell, "-c", 'set -a; . "$1"; exec env -0', shell, str(env_file)],
+        env={"PATH": os.environ["PATH"]}, capture_output=True, check=True, timeout=10,
+    )
+    pairs = [item.partition(b"=") for item in completed.stdout.split(b"\0") if item]
+    return {name.decode(): value.decode() for name, _, value in pairs}
+
+
+@pytest.mark.parametrize("shell", ["dash", "bash"])
+def test_env_file_restores_exact_bytes_in_posix_shells(
+    shell: str, aws: Any, outdir: Path, secret_values: SecretValues
+) -> None:
+    if shutil.which(shell) is None:
+        pytest.skip(f"{shell} is not installed")
+    arn = aws.secretsmanager.create_secret(Name="env/nasty", SecretString=secret_values.add(json.dumps(NASTY)))["ARN"]
+    for value in NASTY.values():
+        secret_values.add(value)
+    aws.ssm.put_parameter(Name="/env/simple", Value=secret_values.add("simple-env-value"), Type="SecureString")
+    entries = [{"name": "APP", "valueFrom": arn, "expand": True},
+               {"name": "SIMPLE", "valueFrom": "/env/simple"},
+               {"name": "ONE_KEY", "valueFrom": f"{arn}:DOLLARS::"}]
+    env = sidecar_env(aws.endpoint, SIDECAR_OUTPUT_DIR=str(outdir), SIDECAR_SECRETS=secrets_json(*entries),
+                      SIDECAR_ENV_FILE="app.env", SIDECAR_FILE_MODE="0440", SIDECAR_UID="1000", SIDECAR_GID="1001")
+
+    result = run_sidecar(env, guard=secret_values)
+
+    assert_ok(result)
+    exported = _exported(shell, outdir / "app.env")
+    for key, value in NASTY.items():
+        assert exported[f"APP_{key}"] == value, key
+        assert (outdir / "APP" / key).read_bytes() == value.encode()  # and the files are there too
+    assert exported["SIMPLE"] == "simple-env-value"
+    assert exported["ONE_KEY"] == NASTY["DOLLARS"]
+    assert os.readlink(outdir / "app.env") == "..data/app.env"
+    assert owner_and_mode(outdir / "app.env") == (1000, 1001, "0440")
+    assert {e["name"] for e in result.events if e["event"] == "file"} >= {"app.env", "SIMPLE", "APP/QUOTES"}
