@@ -65,6 +65,11 @@ def main() -> int:
         references = seed(endpoint)
         secrets = [{"name": name, "valueFrom": ref} for name, ref in references.items() if name != "db"]
         secrets.append({"name": "db", "valueFrom": references["db"], "expand": True})
+        secrets.append({
+            "name": "db.url",
+            "template": "postgresql://{{ db.username | url }}:{{ db.password | url }}@db.internal:{{ db.port }}/app",
+            "inputs": {"db": references["db"]},
+        })
         env = {
             **{k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "SIDECAR_"))},
             **DUMMY_CREDENTIALS,

@@ -116,7 +116,8 @@ def _check(settings: Settings, *, as_json: bool) -> int:
         ],
         "files": [
             {"name": e.name + ("/<each key>" if e.expand else ""), "mode": f"{e.mode:04o}", "owner": f"{e.uid}:{e.gid}",
-             "optional": e.optional, "valueFrom": e.value_from}
+             "optional": e.optional,
+             "valueFrom": e.value_from or "template of " + ", ".join(f"{n}={vf}" for n, vf, _ in e.inputs)}
             for e in settings.entries
         ],
         "envFile": settings.env_file,

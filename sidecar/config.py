@@ -17,6 +17,7 @@ from typing import Any, Final, Literal
 from sidecar.errors import ConfigError
 from sidecar.names import collision_problems, is_env_name, name_problem
 from sidecar.references import Reference, parse_value_from
+from sidecar.template import Template, parse_template
 
 ENV_PREFIX: Final = "SIDECAR_"
 SHORTHAND_PREFIX: Final = "SIDECAR_SECRET_"
@@ -30,21 +31,30 @@ ECS_MAX_START_TIMEOUT_SECONDS: Final = 120
 SmBatch = Literal["auto", "always", "never"]
 LogFormat = Literal["json", "console"]
 LOG_LEVELS: Final = ("debug", "info", "warning", "error")
-ENTRY_KEYS: Final = ("name", "valueFrom", "mode", "uid", "gid", "optional", "expand")
+ENTRY_KEYS: Final = ("name", "valueFrom", "mode", "uid", "gid", "optional", "expand", "template", "templateFile",
+                     "inputs")
+TEMPLATE_KEYS: Final = ("name", "template", "templateFile", "inputs", "mode", "uid", "gid")
 
 
 @dataclass(frozen=True)
 class Entry:
-    """One secret to write: where it comes from, and the file (or directory, with ``expand``) it becomes."""
+    """One file to write (or directory, with ``expand``): from one reference, or from a template whose
+    inputs are references."""
 
     name: str
     value_from: str
-    reference: Reference
+    reference: Reference | None
     mode: int
     uid: int
     gid: int
     optional: bool = False
     expand: bool = False
+    template: Template | None = None
+    inputs: tuple[tuple[str, str, Reference], ...] = ()  # (input name, valueFrom, reference), templates only
+
+    @property
+    def references(self) -> tuple[Reference, ...]:
+        return (self.reference,) if self.reference else tuple(ref for _, _, ref in self.inputs)
 
 
 @dataclass(frozen=True)
@@ -253,6 +263,8 @@ def _parse_entry(source: str, index: int, raw: object, defaults: _EntryDefaults)
     for key in raw:
         if key not in ENTRY_KEYS:
             raise ConfigError(f"{where}: unknown key {key!r}{_suggest(key, ENTRY_KEYS)}")
+    if "template" in raw or "templateFile" in raw:
+        return _template_entry(where, raw, defaults)
     for key in ("name", "valueFrom"):
         if key not in raw:
             raise ConfigError(f"{where}: {key} is required")
@@ -274,6 +286,63 @@ def _parse_entry(source: str, index: int, raw: object, defaults: _EntryDefaults)
         optional=raw.get("optional", False),
         expand=raw.get("expand", False),
     )
+
+
+def _template_entry(where: str, raw: dict[str, Any], defaults: _EntryDefaults) -> Entry:
+    for key in raw:
+        if key not in TEMPLATE_KEYS:
+            raise ConfigError(f"{where}: {key!r} does not apply to a template entry (keys: {', '.join(TEMPLATE_KEYS)})")
+    if "name" not in raw:
+        raise ConfigError(f"{where}: name is required")
+    name = raw["name"]
+    where = f"{where} ({name!r})" if isinstance(name, str) else where
+    problem = name_problem(name)
+    if problem:
+        raise ConfigError(f"{where}: the name {name!r} {problem}")
+    if ("template" in raw) == ("templateFile" in raw):
+        raise ConfigError(f"{where}: give either template or templateFile, not both")
+    text = raw["template"] if "template" in raw else _read_template_file(where, raw["templateFile"])
+    if not isinstance(text, str):
+        raise ConfigError(f"{where}: template must be a string")
+    template = parse_template(text, where)
+    inputs = raw.get("inputs")
+    if not isinstance(inputs, dict) or not inputs:
+        raise ConfigError(f"{where}: inputs must be an object mapping input names to valueFrom references")
+    parsed = []
+    for input_name, value_from in sorted(inputs.items()):
+        if not isinstance(value_from, str):
+            raise ConfigError(f"{where}: input {input_name!r} must be a valueFrom string")
+        try:
+            parsed.append((input_name, value_from, parse_value_from(value_from, defaults.region)))
+        except ConfigError as exc:
+            raise ConfigError(f"{where}: input {input_name!r}: {exc.message}") from None
+    undeclared = sorted(template.inputs - set(inputs))
+    if undeclared:
+        raise ConfigError(f"{where}: the template uses {undeclared[0]!r}, which is not in inputs")
+    unused = sorted(set(inputs) - template.inputs)
+    if unused:
+        raise ConfigError(f"{where}: input {unused[0]!r} is not used by the template")
+    return Entry(
+        name=name,
+        value_from="",
+        reference=None,
+        mode=_parse_mode(f"{where}: mode", raw["mode"]) if "mode" in raw else defaults.mode,
+        uid=_parse_id(f"{where}: uid", raw["uid"]) if "uid" in raw else defaults.uid,
+        gid=_parse_id(f"{where}: gid", raw["gid"]) if "gid" in raw else defaults.gid,
+        template=template,
+        inputs=tuple(parsed),
+    )
+
+
+def _read_template_file(where: str, path: object) -> str:
+    if not isinstance(path, str) or not path:
+        raise ConfigError(f"{where}: templateFile must be a path")
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8"
+        raise ConfigError(f"{where}: cannot read templateFile {path}: {reason}") from None
 
 
 def _shorthand_entry(var: str, value_from: str, defaults: _EntryDefaults) -> Entry:

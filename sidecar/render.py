@@ -12,7 +12,9 @@ from sidecar.config import Entry, Settings
 from sidecar.errors import FetchError
 from sidecar.names import collision_problems, component_problem, is_env_name
 from sidecar.outcomes import Failure, Fetched, Outcome
+from sidecar.references import Reference
 from sidecar.secret import SecretBytes
+from sidecar.template import json_text, render_template
 
 
 @dataclass(frozen=True)
@@ -42,17 +44,18 @@ def render(settings: Settings, outcomes: Mapping[Any, Outcome], now: datetime | 
         more = f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""
         raise FetchError(f"{first}{more}")
     for entry in settings.entries:
-        outcome = outcomes[entry.reference.target]
-        if isinstance(outcome, Failure):  # only optional not-found entries reach here
-            skipped.append((entry.name, outcome.reason))
+        fetched = [outcomes[ref.target] for ref in entry.references]
+        missing = [o for o in fetched if isinstance(o, Failure)]
+        if missing:  # only optional not-found entries reach here
+            skipped.append((entry.name, missing[0].reason))
             continue
         entry_files = [
-            OutputFile(path, content, entry.mode, entry.uid, entry.gid) for path, content in _values(entry, outcome)
+            OutputFile(path, content, entry.mode, entry.uid, entry.gid) for path, content in _values(entry, outcomes)
         ]
         files += entry_files
         if settings.env_file:
             env_lines += [_env_line(entry, f) for f in entry_files]
-        records.append(_record(entry, outcome, entry_files))
+        records.append(_record(entry, outcomes, entry_files))
     if settings.env_file:
         env = SecretBytes(b"".join(env_lines))
         files.append(OutputFile(settings.env_file, env, settings.file_mode, settings.uid, settings.gid))
@@ -71,25 +74,37 @@ def render(settings: Settings, outcomes: Mapping[Any, Outcome], now: datetime | 
 def _failures(entries: Sequence[Entry], outcomes: Mapping[Any, Outcome]) -> list[str]:
     reasons = []
     for entry in entries:
-        outcome = outcomes.get(entry.reference.target)
-        if outcome is None:
-            reasons.append(f"{entry.name!r}: {entry.reference.target.describe()} was not fetched")
-        elif isinstance(outcome, Failure) and not (entry.optional and outcome.not_found):
-            reasons.append(f"{entry.name!r}: {outcome.reason}")
+        for reference in entry.references:
+            outcome = outcomes.get(reference.target)
+            if outcome is None:
+                reasons.append(f"{entry.name!r}: {reference.target.describe()} was not fetched")
+            elif isinstance(outcome, Failure) and not (entry.optional and outcome.not_found):
+                reasons.append(f"{entry.name!r}: {outcome.reason}")
     return reasons
 
 
-def _values(entry: Entry, fetched: Fetched) -> list[tuple[str, SecretBytes]]:
-    value = fetched.value
-    key = entry.reference.json_key
-    if key is not None:
-        document = _json_object(entry, value, f"json-key {key!r}")
-        if key not in document:
-            raise FetchError(f"{entry.name!r}: the JSON secret {entry.reference.target.describe()} has no key {key!r}")
-        value = _json_value(document[key])
+def _referenced(entry: Entry, reference: Reference, outcomes: Mapping[Any, Outcome]) -> SecretBytes:
+    """The value a reference names: the fetched value, or one key of it with a json-key."""
+    fetched = outcomes[reference.target]
+    assert isinstance(fetched, Fetched)  # noqa: S101 - failures were handled before rendering
+    key = reference.json_key
+    if key is None:
+        return fetched.value
+    document = _json_object(entry, reference, fetched.value, f"json-key {key!r}")
+    if key not in document:
+        raise FetchError(f"{entry.name!r}: the JSON secret {reference.target.describe()} has no key {key!r}")
+    return _json_value(document[key])
+
+
+def _values(entry: Entry, outcomes: Mapping[Any, Outcome]) -> list[tuple[str, SecretBytes]]:
+    if entry.template is not None:
+        inputs = {name: _referenced(entry, ref, outcomes) for name, _, ref in entry.inputs}
+        return [(entry.name, render_template(entry.template, inputs, repr(entry.name)))]
+    assert entry.reference is not None  # noqa: S101 - an entry has a reference or a template
+    value = _referenced(entry, entry.reference, outcomes)
     if not entry.expand:
         return [(entry.name, value)]
-    document = _json_object(entry, value, "expand")
+    document = _json_object(entry, entry.reference, value, "expand")
     pairs = []
     for member in document:
         problem = component_problem(member) if isinstance(member, str) else "is not a string"
@@ -99,27 +114,24 @@ def _values(entry: Entry, fetched: Fetched) -> list[tuple[str, SecretBytes]]:
     return pairs
 
 
-def _json_object(entry: Entry, value: SecretBytes, purpose: str) -> dict[str, Any]:
+def _json_object(entry: Entry, reference: Reference, value: SecretBytes, purpose: str) -> dict[str, Any]:
     try:
         document = json.loads(value.reveal())
     except (ValueError, UnicodeDecodeError):
         # from None: the decoder's exception carries the document, which is the secret.
         raise FetchError(
-            f"{entry.name!r}: {purpose} needs a JSON object, but {entry.reference.target.describe()} is not JSON"
+            f"{entry.name!r}: {purpose} needs a JSON object, but {reference.target.describe()} is not JSON"
         ) from None
     if not isinstance(document, dict):
         raise FetchError(
-            f"{entry.name!r}: {purpose} needs a JSON object, but {entry.reference.target.describe()} "
+            f"{entry.name!r}: {purpose} needs a JSON object, but {reference.target.describe()} "
             f"holds a JSON {type(document).__name__}"
         )
     return document
 
 
 def _json_value(value: object) -> SecretBytes:
-    """A JSON string as its text; anything else as compact, key-sorted JSON, so output is deterministic."""
-    if isinstance(value, str):
-        return SecretBytes(value.encode("utf-8"))
-    return SecretBytes(json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=False).encode("utf-8"))
+    return SecretBytes(json_text(value).encode("utf-8"))
 
 
 def _env_line(entry: Entry, file: OutputFile) -> bytes:
@@ -133,13 +145,21 @@ def _env_line(entry: Entry, file: OutputFile) -> bytes:
     return variable.encode() + b"='" + value.replace(b"'", b"'\\''") + b"'\n"
 
 
-def _record(entry: Entry, fetched: Fetched, files: list[OutputFile]) -> dict[str, object]:
-    target = entry.reference.target
-    source: dict[str, object] = {"service": target.service, "region": target.region, "valueFrom": entry.value_from}
+def _record(entry: Entry, outcomes: Mapping[Any, Outcome], files: list[OutputFile]) -> dict[str, object]:
+    def source(value_from: str, reference: Reference) -> dict[str, object]:
+        fetched = outcomes[reference.target]
+        version = fetched.version if isinstance(fetched, Fetched) else None
+        target = reference.target
+        return {"service": target.service, "region": target.region, "valueFrom": value_from, "versionId": version}
+
+    if entry.template is not None:
+        origin: dict[str, object] = {"inputs": {name: source(vf, ref) for name, vf, ref in entry.inputs}}
+    else:
+        assert entry.reference is not None  # noqa: S101 - an entry has a reference or a template
+        origin = {"source": source(entry.value_from, entry.reference)}
     return {
         "name": entry.name,
-        "source": source,
-        "versionId": fetched.version,
+        **origin,
         "files": [{"path": f.path, "bytes": len(f.content), "mode": f"{f.mode:04o}", "uid": f.uid, "gid": f.gid}
                   for f in files],
     }

@@ -16,7 +16,8 @@ Log = Any
 
 
 def plan_for(settings: Settings) -> tuple[Call, ...]:
-    return make_plan((entry.reference.target for entry in settings.entries), settings.sm_batch, settings.concurrency)
+    targets = (ref.target for entry in settings.entries for ref in entry.references)
+    return make_plan(targets, settings.sm_batch, settings.concurrency)
 
 
 def check_regions(settings: Settings) -> None:
@@ -26,9 +27,12 @@ def check_regions(settings: Settings) -> None:
 
     regions = known_regions()
     for entry in settings.entries:
-        region = entry.reference.target.region
-        if region not in regions:
-            raise ConfigError(f"{entry.name!r}: region {region!r} is not a known AWS region ({entry.value_from!r})")
+        for reference in entry.references:
+            region = reference.target.region
+            if region not in regions:
+                raise ConfigError(
+                    f"{entry.name!r}: region {region!r} is not a known AWS region ({reference.target.describe()})"
+                )
 
 
 def run(settings: Settings, log: Log, started: float) -> None:

@@ -1,0 +1,137 @@
+"""A small, sandboxed template language for files built from several secrets.
+
+    postgresql://{{ db.username | url }}:{{ db.password | url }}@{{ db.host }}:{{ db.port }}/app
+
+A placeholder is ``{{ input }}`` (the input's whole value) or ``{{ input.key }}`` (one top-level key of a
+JSON object value), optionally followed by one escaping filter: ``url`` (a URL component), ``sh`` (a POSIX
+shell word), ``json`` (a JSON string literal), ``pgpass`` (a .pgpass field). ``{{ "{{" }}`` writes a literal
+``{{``. There is nothing else: no expressions, no code, no access to files or the environment, so a template
+cannot do more than place values. A missing input or key is an error naming it, never an empty string.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Final
+from urllib.parse import quote
+
+from sidecar.errors import ConfigError, FetchError
+from sidecar.secret import SecretBytes
+
+_PLACEHOLDER = re.compile(
+    r"""\{\{\s*(?:
+        "(?P<literal>[^"]*)"
+      | (?P<input>[A-Za-z_][A-Za-z0-9_]*)(?:\.(?P<key>[^\s|{}]+))?(?:\s*\|\s*(?P<filter>[a-z]+))?
+    )\s*\}\}""",
+    re.VERBOSE,
+)
+
+
+def _shell_word(text: str) -> str:
+    return "'" + text.replace("'", "'\\''") + "'"
+
+
+def _pgpass_field(text: str) -> str:
+    return text.replace("\\", "\\\\").replace(":", "\\:")
+
+
+def _json_string(text: str) -> str:
+    return json.dumps(text, ensure_ascii=False)
+
+
+FILTERS: Final[dict[str, Callable[[str], str]]] = {
+    "url": lambda text: quote(text, safe=""),
+    "sh": _shell_word,
+    "json": _json_string,
+    "pgpass": _pgpass_field,
+}
+
+
+@dataclass(frozen=True)
+class Placeholder:
+    input: str
+    key: str | None
+    filter: str | None
+
+    def describe(self) -> str:
+        return "{{ " + self.input + (f".{self.key}" if self.key else "") + " }}"
+
+
+Segment = str | Placeholder
+
+
+@dataclass(frozen=True)
+class Template:
+    segments: tuple[Segment, ...]
+
+    @property
+    def inputs(self) -> frozenset[str]:
+        return frozenset(s.input for s in self.segments if isinstance(s, Placeholder))
+
+
+def parse_template(text: str, where: str) -> Template:
+    """Parse a template; any ``{{`` that does not open a valid placeholder is an error, with its position."""
+    segments: list[Segment] = []
+    position = 0
+    while True:
+        start = text.find("{{", position)
+        if start < 0:
+            segments.append(text[position:])
+            break
+        match = _PLACEHOLDER.match(text, start)
+        if not match:
+            line = text.count("\n", 0, start) + 1
+            snippet = text[start : start + 30].split("\n", 1)[0]
+            raise ConfigError(f"{where}: malformed placeholder at line {line}: {snippet!r}")
+        segments.append(text[position:start])
+        if match["literal"] is not None:
+            segments.append(match["literal"])
+        else:
+            name = match["filter"]
+            if name is not None and name not in FILTERS:
+                raise ConfigError(f"{where}: unknown filter {name!r} (known: {', '.join(sorted(FILTERS))})")
+            segments.append(Placeholder(match["input"], match["key"], name))
+        position = match.end()
+    return Template(tuple(s for s in segments if s != ""))
+
+
+def render_template(template: Template, values: Mapping[str, SecretBytes], where: str) -> SecretBytes:
+    """Fill the template. Errors name the entry, the placeholder and the key, never a value."""
+    parts: list[str] = []
+    for segment in template.segments:
+        if isinstance(segment, str):
+            parts.append(segment)
+            continue
+        text = _lookup(segment, values, where)
+        parts.append(FILTERS[segment.filter](text) if segment.filter else text)
+    return SecretBytes("".join(parts).encode("utf-8"))
+
+
+def _lookup(placeholder: Placeholder, values: Mapping[str, SecretBytes], where: str) -> str:
+    if placeholder.input not in values:
+        raise FetchError(f"{where}: {placeholder.describe()} has no input {placeholder.input!r}")
+    raw = values[placeholder.input].reveal()
+    if placeholder.key is None:
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise FetchError(f"{where}: input {placeholder.input!r} is not UTF-8 text") from None
+    try:
+        document = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise FetchError(f"{where}: {placeholder.describe()} needs a JSON object, but the input is not JSON") from None
+    if not isinstance(document, dict):
+        raise FetchError(f"{where}: {placeholder.describe()} needs a JSON object, but the input is not one")
+    if placeholder.key not in document:
+        raise FetchError(f"{where}: {placeholder.describe()}: the input has no key {placeholder.key!r}")
+    return json_text(document[placeholder.key])
+
+
+def json_text(value: object) -> str:
+    """A JSON string as its text; anything else as compact, key-sorted JSON, so output is deterministic."""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
