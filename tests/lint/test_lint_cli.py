@@ -1,0 +1,130 @@
+"""``secrets-sidecar lint-task-definition`` as a real process: exit codes, stdin, formats."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from tests.conftest import SIDECAR
+
+from .tasks import EXAMPLES, container, good_task, set_env
+
+FARGATE = EXAMPLES / "fargate.json"
+
+
+def lint_process(*args: str, stdin: str | bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+    data = stdin.encode() if isinstance(stdin, str) else stdin
+    return subprocess.run(
+        [SIDECAR, "lint-task-definition", *args], input=data, capture_output=True, timeout=60, check=False
+    )
+
+
+def write(tmp_path: Path, task: dict[str, Any]) -> str:
+    path = tmp_path / "task.json"
+    path.write_text(json.dumps(task))
+    return str(path)
+
+
+def test_a_clean_task_definition_exits_0() -> None:
+    result = lint_process(str(FARGATE))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.decode().endswith(f"{FARGATE}: passes: 0 errors, 0 warnings\n")
+
+
+def test_warnings_alone_exit_0_and_are_reported(tmp_path: Path) -> None:
+    task = good_task()
+    container(task, "sidecar").pop("readonlyRootFilesystem")
+    result = lint_process(write(tmp_path, task))
+    assert result.returncode == 0
+    out = result.stdout.decode()
+    assert "warning sidecar-writable-root [sidecar]:" in out
+    assert "passes: 0 errors, 1 warning\n" in out
+
+
+def test_errors_exit_1_and_every_finding_is_reported(tmp_path: Path) -> None:
+    task = good_task()
+    container(task, "sidecar")["essential"] = True
+    task.pop("taskRoleArn")
+    result = lint_process(write(tmp_path, task))
+    assert result.returncode == 1
+    out = result.stdout.decode()
+    assert "error sidecar-essential [sidecar]:" in out
+    assert "error task-role:" in out
+    assert "    fix: set \"essential\": false on the sidecar" in out
+    assert "fails: 2 errors, 0 warnings" in out
+
+
+def test_describe_task_definition_output_is_read_from_stdin() -> None:
+    described = {
+        "taskDefinition": {
+            **json.loads(FARGATE.read_text()),
+            "taskDefinitionArn": "arn:aws:ecs:eu-west-1:123456789012:task-definition/my-app:7",
+            "revision": 7,
+            "status": "ACTIVE",
+            "requiresAttributes": [{"name": "com.amazonaws.ecs.capability.task-iam-role"}],
+            "compatibilities": ["EC2", "FARGATE"],
+            "registeredAt": "2026-11-28T17:00:00.000000+00:00",
+            "registeredBy": "arn:aws:sts::123456789012:assumed-role/deployer/ci",
+        },
+        "tags": [],
+    }
+    result = lint_process("-", stdin=json.dumps(described))
+    assert result.returncode == 0, result.stdout.decode()
+    assert "<stdin>: passes: 0 errors, 0 warnings" in result.stdout.decode()
+
+
+def test_json_format_lists_findings_with_rule_severity_container_message_and_fix(tmp_path: Path) -> None:
+    task = good_task()
+    container(task, "app")["dependsOn"][0]["condition"] = "COMPLETE"
+    result = lint_process(write(tmp_path, task), "--format", "json")
+    assert result.returncode == 1
+    report = json.loads(result.stdout)
+    assert (report["errors"], report["warnings"]) == (1, 0)
+    (finding,) = report["findings"]
+    assert finding["rule"] == "app-dependency"
+    assert (finding["severity"], finding["container"]) == ("error", "app")
+    assert set(finding) == {"rule", "severity", "container", "message", "fix"}
+
+
+def test_input_that_is_not_a_task_definition_exits_2(tmp_path: Path) -> None:
+    cases = {
+        "not JSON": (["-"], "{\"family\": ", "is not valid JSON: Expecting value at line 1 column 12"),
+        "an array": (["-"], "[]", "holds a JSON array, not a task definition object"),
+        "no containers": (["-"], "{\"family\": \"x\"}", "has no containerDefinitions array"),
+        "missing file": ([str(tmp_path / "absent.json")], None, "cannot read"),
+        "not UTF-8": (["-"], b"\xff\xfe{", "is not"),
+    }
+    for label, (args, stdin, says) in cases.items():
+        result = lint_process(*args, stdin=stdin)
+        assert result.returncode == 2, label
+        assert result.stdout == b"", label
+        assert says in result.stderr.decode(), (label, result.stderr)
+
+
+def test_a_usage_error_exits_2() -> None:
+    result = lint_process()
+    assert result.returncode == 2
+    assert b"the following arguments are required: file" in result.stderr
+
+
+def test_no_environment_value_reaches_the_output(tmp_path: Path) -> None:
+    values = ("pa55-word-in-plain-sight", "AKIAIOSFODNN7EXAMPLE", "987654")
+    task = good_task()
+    set_env(task, "app", "DB_PASSWORD", values[0])
+    set_env(task, "app", "AWS_ACCESS_KEY_ID", values[1])
+    container(task, "app")["environment"].append({"name": "PORT", "value": int(values[2])})
+    for output_format in ("text", "json"):
+        result = lint_process(write(tmp_path, task), "--format", output_format)
+        assert result.returncode == 1  # the integer value fails register-input
+        assert result.stdout.count(b"plain-secret") == 2
+        assert result.stdout.count(b"register-input") == 1
+        for value in values:
+            assert value.encode() not in result.stdout + result.stderr
+
+
+def test_run_start_up_does_not_import_the_linter() -> None:
+    probe = "import sys, sidecar.cli; sys.exit('sidecar.lint' in sys.modules or 'botocore.model' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", probe], check=False, timeout=60).returncode == 0

@@ -1,0 +1,189 @@
+"""Every example under task-definitions/ is valid: for the linter, for botocore's model, for cfn-lint, for IAM."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from botocore.validate import validate_parameters
+
+from sidecar.lint import lint
+from sidecar.lint.model import check_register_input, input_shape
+
+from .tasks import EXAMPLES
+
+TASK_DEFINITIONS = sorted(EXAMPLES.glob("*.json"))
+TEMPLATE = EXAMPLES / "cloudformation" / "sidecar-task.yaml"
+IAM = EXAMPLES / "iam"
+
+
+def test_the_examples_are_where_the_docs_say() -> None:
+    assert {p.name for p in TASK_DEFINITIONS} == {"fargate.json", "ec2-tmpfs.json"}
+
+
+@pytest.mark.parametrize("path", TASK_DEFINITIONS, ids=lambda p: p.name)
+def test_every_example_task_definition_passes_the_linter(path: Path) -> None:
+    assert lint(json.loads(path.read_text())) == []
+
+
+@pytest.mark.parametrize("path", TASK_DEFINITIONS, ids=lambda p: p.name)
+def test_every_example_is_valid_register_task_definition_input(path: Path) -> None:
+    document = json.loads(path.read_text())
+    validate_parameters(document, input_shape())  # botocore's own check: raises ParamValidationError
+    assert check_register_input(document) == []
+
+
+def test_the_ec2_example_uses_a_task_scoped_tmpfs_owned_by_the_sidecar() -> None:
+    task = json.loads((EXAMPLES / "ec2-tmpfs.json").read_text())
+    (volume,) = task["volumes"]
+    config = volume["dockerVolumeConfiguration"]
+    assert (config["scope"], config["driver"]) == ("task", "local")
+    assert (config["driverOpts"]["type"], config["driverOpts"]["device"]) == ("tmpfs", "tmpfs")
+    options = dict(option.split("=") for option in config["driverOpts"]["o"].split(","))
+    sidecar = next(c for c in task["containerDefinitions"] if c["name"] == "sidecar")
+    assert options["uid"] == sidecar["user"].split(":")[0]
+    assert {"size", "mode"} <= options.keys()
+
+
+# --- CloudFormation ---------------------------------------------------------------------------------------
+
+
+def _cfn_lint(path: Path) -> subprocess.CompletedProcess[str]:
+    program = shutil.which("cfn-lint", path=os.path.dirname(sys.executable)) or "cfn-lint"
+    return subprocess.run([program, str(path)], capture_output=True, text=True, timeout=120, check=False)
+
+
+@pytest.mark.slow
+def test_cfn_lint_accepts_the_template() -> None:
+    result = _cfn_lint(TEMPLATE)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.slow
+def test_cfn_lint_rejects_a_broken_copy_of_the_template(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(TEMPLATE.read_text().replace("Condition: SUCCESS", "Condition: SUCCES"))
+    result = _cfn_lint(broken)
+    assert result.returncode != 0
+    assert "E3030" in result.stdout
+
+
+PSEUDO_PARAMETERS = {
+    "AWS::Region": "eu-west-1",
+    "AWS::AccountId": "123456789012",
+    "AWS::Partition": "aws",
+    "AWS::StackName": "my-app",
+}
+USER_KEYED_MAPS = {"Options", "DriverOpts", "Labels", "DockerLabels", "SecretOptions"}
+
+
+def _template_task_definition() -> dict[str, Any]:
+    """The template's task definition as RegisterTaskDefinition input, parameters at their defaults."""
+    from cfnlint.decode import decode
+
+    template, problems = decode(str(TEMPLATE))
+    assert not problems
+    values: dict[str, object] = {**PSEUDO_PARAMETERS}
+    values.update({name: p["Default"] for name, p in template["Parameters"].items()})
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, dict) and len(node) == 1:
+            (function, argument), = node.items()
+            if function == "Ref":
+                return str(values.get(argument, f"placeholder-{argument}"))
+            if function == "Fn::GetAtt":
+                return f"arn:aws:iam::123456789012:role/{argument[0]}"
+            if function == "Fn::Sub":
+                return re.sub(r"\$\{([^}]+)\}", lambda m: str(values[m[1]]), argument)
+        if isinstance(node, dict):
+            return {key: resolve(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [resolve(item) for item in node]
+        return node
+
+    def camel(node: Any, user_keys: bool = False) -> Any:
+        if isinstance(node, dict):
+            return {
+                (key if user_keys else key[0].lower() + key[1:]): camel(value, key in USER_KEYED_MAPS)
+                for key, value in node.items()
+            }
+        if isinstance(node, list):
+            return [camel(item) for item in node]
+        return node
+
+    properties = template["Resources"]["TaskDefinition"]["Properties"]
+    return dict(camel(resolve(json.loads(json.dumps(properties)))))
+
+
+def test_the_templates_task_definition_passes_the_linter() -> None:
+    task = _template_task_definition()
+    assert {c["name"] for c in task["containerDefinitions"]} == {"sidecar", "app"}
+    assert lint(task) == []
+
+
+# --- IAM -----------------------------------------------------------------------------------------------
+
+
+def _policy(name: str) -> dict[str, Any]:
+    return dict(json.loads((IAM / name).read_text()))
+
+
+# parliament leaves files open at import (ResourceWarning): run it in its own interpreter.
+PARLIAMENT = """
+import json, sys
+from parliament import analyze_policy_string
+policy = analyze_policy_string(open(sys.argv[1]).read())
+print(json.dumps([{"issue": f.issue, "detail": f.detail} for f in policy.findings], default=str))
+"""
+
+
+def _parliament(policy: dict[str, Any], tmp_path: Path) -> list[dict[str, Any]]:
+    path = tmp_path / "policy.json"
+    path.write_text(json.dumps(policy))
+    result = subprocess.run(
+        [sys.executable, "-W", "ignore", "-c", PARLIAMENT, str(path)],
+        capture_output=True, text=True, timeout=120, check=True,
+    )
+    return list(json.loads(result.stdout))
+
+
+@pytest.mark.parametrize("name", ["task-role-policy.json", "execution-role-policy.json"])
+def test_parliament_finds_nothing_in_the_policies(name: str, tmp_path: Path) -> None:
+    assert _parliament(_policy(name), tmp_path) == []
+
+
+def test_parliament_would_catch_batch_get_secret_value_limited_to_a_secret(tmp_path: Path) -> None:
+    policy = _policy("task-role-policy.json")
+    batch = next(s for s in policy["Statement"] if s["Action"] == "secretsmanager:BatchGetSecretValue")
+    batch["Resource"] = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:prod/app/*"
+    assert "RESOURCE_MISMATCH" in {finding["issue"] for finding in _parliament(policy, tmp_path)}
+
+
+def test_the_task_role_policy_grants_exactly_what_the_sidecar_calls() -> None:
+    statements = _policy("task-role-policy.json")["Statement"]
+    by_action = {s["Action"]: s for s in statements}
+    assert set(by_action) == {
+        "secretsmanager:GetSecretValue", "secretsmanager:BatchGetSecretValue", "ssm:GetParameters",
+        "s3:GetObject", "kms:Decrypt",
+    }
+    # BatchGetSecretValue supports no resource-level permission; every other action is scoped.
+    assert by_action["secretsmanager:BatchGetSecretValue"]["Resource"] == "*"
+    for action, statement in by_action.items():
+        if action != "secretsmanager:BatchGetSecretValue":
+            assert "*" != statement["Resource"], action
+    via = by_action["kms:Decrypt"]["Condition"]["StringEquals"]["kms:ViaService"]
+    assert sorted(service.split(".")[0] for service in via) == ["s3", "secretsmanager", "ssm"]
+
+
+def test_the_trust_policy_lets_only_this_accounts_ecs_tasks_assume_the_role() -> None:
+    (statement,) = _policy("task-role-trust.json")["Statement"]
+    assert statement["Principal"] == {"Service": "ecs-tasks.amazonaws.com"}
+    assert statement["Action"] == "sts:AssumeRole"
+    assert statement["Condition"]["StringEquals"]["aws:SourceAccount"] == "123456789012"
