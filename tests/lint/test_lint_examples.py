@@ -177,7 +177,7 @@ def test_the_task_role_policy_grants_exactly_what_the_sidecar_calls() -> None:
     assert by_action["secretsmanager:BatchGetSecretValue"]["Resource"] == "*"
     for action, statement in by_action.items():
         if action != "secretsmanager:BatchGetSecretValue":
-            assert "*" != statement["Resource"], action
+            assert statement["Resource"] != "*", action
     via = by_action["kms:Decrypt"]["Condition"]["StringEquals"]["kms:ViaService"]
     assert sorted(service.split(".")[0] for service in via) == ["s3", "secretsmanager", "ssm"]
 
