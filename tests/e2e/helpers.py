@@ -74,12 +74,15 @@ def owner_and_mode(path: Path) -> tuple[int, int, str]:
 
 
 def full_state(directory: Path) -> dict[str, Any]:
-    """``snapshot`` plus every entry's type, mode, owner and mtime (lstat: links are not followed)."""
+    """``snapshot`` plus every entry's type, mode, owner and mtime (lstat: links are not followed). The
+    directory itself counts with its mode and owner but not its mtime: a run that created and removed an
+    entry of its own has changed nothing in it."""
     details = {}
     for path in [directory, *sorted(directory.rglob("*"))]:
         info = os.lstat(path)
         details[str(path.relative_to(directory))] = (
-            stat.S_IFMT(info.st_mode), stat.S_IMODE(info.st_mode), info.st_uid, info.st_gid, info.st_mtime_ns,
+            stat.S_IFMT(info.st_mode), stat.S_IMODE(info.st_mode), info.st_uid, info.st_gid,
+            info.st_mtime_ns if path != directory else None,
         )
     return {"content": snapshot(directory), "stat": details}
 
@@ -156,3 +159,24 @@ def run_as(
     guard.outputs += [completed.stdout, completed.stderr]
     record_process_output(completed.stdout, completed.stderr)
     return SidecarResult(completed.returncode, completed.stdout.decode(), completed.stderr.decode())
+
+
+def run_with_file_size_limit(env: Mapping[str, str], *args: str, limit: int, guard: SecretValues,
+                             timeout: float = 60) -> SidecarResult:
+    """Run the sidecar with RLIMIT_FSIZE set: writing a file past ``limit`` bytes fails with EFBIG, as a
+    full volume would fail, even for root (Python ignores SIGXFSZ, so the write returns the error)."""
+    import resource
+
+    def limit_file_size() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    completed = subprocess.run([SIDECAR, *args], env=dict(env), capture_output=True, timeout=timeout, check=False,
+                               preexec_fn=limit_file_size)  # noqa: PLW1509 - only setrlimit, before exec
+    guard.outputs += [completed.stdout, completed.stderr]
+    record_process_output(completed.stdout, completed.stderr)
+    return SidecarResult(completed.returncode, completed.stdout.decode(), completed.stderr.decode())
+
+
+def payload_dirs(directory: Path) -> list[str]:
+    """The committed sets' payload directories (``..YYYY_MM_DD_...``) in ``directory``."""
+    return sorted(name for name in os.listdir(directory) if name.startswith("..") and name[2:3].isdigit())

@@ -1,0 +1,225 @@
+"""The set is committed at once, a failed run changes nothing, and nothing outside the directory is touched."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import SecretValues, run_sidecar, sidecar_env, snapshot
+from tests.e2e.helpers import (
+    assert_failed,
+    assert_ok,
+    full_state,
+    payload_dirs,
+    run_with_file_size_limit,
+    secrets_json,
+    visible,
+)
+
+ORPHAN = "..2020_01_02_03_04_05.123456.abc123"
+
+
+def _env(aws: Any, outdir: Path, *entries: dict[str, Any], **settings: str) -> dict[str, str]:
+    return sidecar_env(aws.endpoint, SIDECAR_OUTPUT_DIR=str(outdir), SIDECAR_SECRETS=secrets_json(*entries),
+                       **settings)
+
+
+@pytest.fixture
+def elsewhere(tmp_path: Path) -> Path:
+    """A directory outside the output directory, with a file and a subdirectory, that must never change."""
+    directory = tmp_path / "elsewhere"
+    (directory / "sub").mkdir(parents=True)
+    (directory / "file").write_bytes(b"outside file: must stay")
+    (directory / "sub" / "inner").write_bytes(b"outside inner file")
+    os.chmod(directory / "file", 0o644)
+    return directory
+
+
+def _seed_first_set(aws: Any, secret_values: SecretValues) -> dict[str, Any]:
+    arn = aws.secretsmanager.create_secret(
+        Name="set/db", SecretString=secret_values.add('{"user": "set-user-1", "password": "set-pass-1"}'))["ARN"]
+    aws.ssm.put_parameter(Name="/set/api", Value=secret_values.add("set-api-1"), Type="SecureString")
+    aws.ssm.put_parameter(Name="/set/gone", Value=secret_values.add("set-gone-1"), Type="String")
+    return {"arn": arn, "entries": [
+        {"name": "db", "valueFrom": arn, "expand": True},
+        {"name": "api", "valueFrom": "/set/api"},
+        {"name": "gone", "valueFrom": "/set/gone"},
+        {"name": "nested/gone", "valueFrom": "/set/gone"},
+    ]}
+
+
+def test_second_run_replaces_the_whole_set(aws: Any, outdir: Path, secret_values: SecretValues) -> None:
+    first = _seed_first_set(aws, secret_values)
+    assert_ok(run_sidecar(_env(aws, outdir, *first["entries"]), guard=secret_values))
+    (old_payload,) = payload_dirs(outdir)
+    assert os.readlink(outdir / "..data") == old_payload
+    assert visible(outdir)["gone"] == b"set-gone-1"
+
+    aws.secretsmanager.put_secret_value(
+        SecretId=first["arn"], SecretString=secret_values.add('{"user": "set-user-2", "password": "set-pass-2"}'))
+    aws.ssm.put_parameter(Name="/set/new", Value=secret_values.add("set-new-2"), Type="String")
+    second = [first["entries"][0], first["entries"][1], {"name": "new", "valueFrom": "/set/new"}]
+    result = run_sidecar(_env(aws, outdir, *second), guard=secret_values)
+
+    assert_ok(result)
+    (new_payload,) = payload_dirs(outdir)
+    assert new_payload != old_payload
+    assert os.readlink(outdir / "..data") == new_payload
+    assert visible(outdir) == {"api": b"set-api-1", "db/password": b"set-pass-2", "db/user": b"set-user-2",
+                               "new": b"set-new-2"}
+    assert sorted(os.listdir(outdir)) == sorted(["..data", "..manifest.json", new_payload, "api", "db", "new"])
+    assert sorted(e["name"] for e in result.events if e["event"] == "file_removed") == ["gone", "nested"]
+    manifest = json.loads((outdir / "..manifest.json").read_bytes())
+    assert sorted(e["name"] for e in manifest["entries"]) == ["api", "db", "new"]
+
+
+def _fail_fetch(aws: Any, outdir: Path, entries: list[dict[str, Any]], sv: SecretValues) -> Any:
+    missing = {"name": "missing", "valueFrom": "/set/does-not-exist"}
+    return run_sidecar(_env(aws, outdir, *entries, missing), guard=sv), 3
+
+
+def _fail_json_key(aws: Any, outdir: Path, entries: list[dict[str, Any]], sv: SecretValues) -> Any:
+    bad = {"name": "nokey", "valueFrom": f"{entries[0]['valueFrom']}:no-such-key::"}
+    return run_sidecar(_env(aws, outdir, *entries, bad), guard=sv), 3
+
+
+def _fail_config(aws: Any, outdir: Path, entries: list[dict[str, Any]], sv: SecretValues) -> Any:
+    return run_sidecar(_env(aws, outdir, *entries, SIDECAR_FILE_MODE="0666"), guard=sv), 2
+
+
+def _fail_mid_payload(aws: Any, outdir: Path, entries: list[dict[str, Any]], sv: SecretValues) -> Any:
+    # The small files fit, the large one does not: the run fails after part of the new payload is written.
+    aws.ssm.put_parameter(Name="/set/large", Value=sv.add("L" * 3000), Type="String")
+    large = {"name": "zz_large", "valueFrom": "/set/large"}
+    return run_with_file_size_limit(_env(aws, outdir, *entries, large), limit=1000, guard=sv), 4
+
+
+@pytest.mark.parametrize("failure", [_fail_fetch, _fail_json_key, _fail_config, _fail_mid_payload],
+                         ids=["not-found", "json-key", "config", "write-mid-payload"])
+def test_a_failing_run_leaves_the_directory_exactly_as_it_was(
+    failure: Callable[..., Any], aws: Any, outdir: Path, secret_values: SecretValues
+) -> None:
+    first = _seed_first_set(aws, secret_values)
+    assert_ok(run_sidecar(_env(aws, outdir, *first["entries"]), guard=secret_values))
+    aws.secretsmanager.put_secret_value(
+        SecretId=first["arn"], SecretString=secret_values.add('{"user": "changed-user", "password": "changed-pw"}'))
+    before = full_state(outdir)
+
+    result, code = failure(aws, outdir, first["entries"], secret_values)
+
+    failed = assert_failed(result, code)
+    assert full_state(outdir) == before
+    assert visible(outdir)["db/user"] == b"set-user-1"
+    if code == 4:
+        assert "File too large" in failed["reason"] and "previous contents are untouched" in failed["reason"]
+
+
+def test_leftovers_of_an_interrupted_run_are_cleaned(
+    aws: Any, outdir: Path, elsewhere: Path, secret_values: SecretValues
+) -> None:
+    first = _seed_first_set(aws, secret_values)
+    assert_ok(run_sidecar(_env(aws, outdir, *first["entries"]), guard=secret_values))
+    (current,) = payload_dirs(outdir)
+    # An interrupted run: a payload built but never swapped in, and its temporary link.
+    (outdir / ORPHAN / "db").mkdir(parents=True)
+    (outdir / ORPHAN / "db" / "user").write_bytes(b"half-written")
+    os.symlink(ORPHAN, outdir / "..data_tmp")
+    # Another interrupted payload that is just a link (to a directory outside): only the link may go.
+    other = "..2020_01_02_03_04_06.000001.ff00ee"
+    os.symlink(elsewhere, outdir / other)
+    outside_before = full_state(elsewhere)
+
+    result = run_sidecar(_env(aws, outdir, *first["entries"]), guard=secret_values)
+
+    assert_ok(result)
+    assert not os.path.lexists(outdir / "..data_tmp")
+    assert not os.path.lexists(outdir / ORPHAN)
+    assert not os.path.lexists(outdir / other)
+    (new_payload,) = payload_dirs(outdir)
+    assert new_payload != current
+    assert os.readlink(outdir / "..data") == new_payload
+    assert visible(outdir)["db/user"] == b"set-user-1"
+    assert full_state(elsewhere) == outside_before
+
+
+def test_data_tmp_link_pointing_outside_is_removed_not_followed(
+    aws: Any, outdir: Path, elsewhere: Path, secret_values: SecretValues
+) -> None:
+    first = _seed_first_set(aws, secret_values)
+    os.symlink(elsewhere, outdir / "..data_tmp")
+    outside_before = full_state(elsewhere)
+
+    result = run_sidecar(_env(aws, outdir, *first["entries"]), guard=secret_values)
+
+    assert_ok(result)
+    assert full_state(elsewhere) == outside_before
+    assert os.readlink(outdir / "..data") == payload_dirs(outdir)[0]
+    assert not os.path.lexists(outdir / "..data_tmp")
+
+
+def test_planted_data_link_to_outside_is_replaced_and_outside_untouched(
+    aws: Any, outdir: Path, elsewhere: Path, secret_values: SecretValues
+) -> None:
+    first = _seed_first_set(aws, secret_values)
+    os.symlink(elsewhere, outdir / "..data")
+    os.symlink(elsewhere / "sub", outdir / "..2020_01_02_03_04_05.123456.feed00")  # a "payload" that is a link
+    outside_before = full_state(elsewhere)
+
+    result = run_sidecar(_env(aws, outdir, *first["entries"]), guard=secret_values)
+
+    assert_ok(result)
+    assert full_state(elsewhere) == outside_before
+    (payload,) = payload_dirs(outdir)
+    assert os.readlink(outdir / "..data") == payload
+    assert visible(outdir)["api"] == b"set-api-1"
+
+
+@pytest.mark.parametrize(("planted", "entry_name"), [
+    ("name", "api"),  # api -> /…/elsewhere/file
+    ("dir", "tls/cert.pem"),  # tls -> /…/elsewhere/sub
+    ("stale", "api"),  # an unrelated link pointing outside: left alone
+])
+def test_planted_symlinks_are_never_followed(
+    planted: str, entry_name: str, aws: Any, outdir: Path, elsewhere: Path, secret_values: SecretValues
+) -> None:
+    aws.ssm.put_parameter(Name="/set/api", Value=secret_values.add("planted-api-1"), Type="SecureString")
+    if planted == "name":
+        os.symlink(elsewhere / "file", outdir / "api")
+    elif planted == "dir":
+        os.symlink(elsewhere / "sub", outdir / "tls")
+    else:
+        os.symlink(elsewhere / "file", outdir / "stale")
+    outside_before = full_state(elsewhere)
+    inside_before = snapshot(outdir)
+
+    result = run_sidecar(_env(aws, outdir, {"name": entry_name, "valueFrom": "/set/api"}), guard=secret_values)
+
+    assert full_state(elsewhere) == outside_before
+    if planted == "stale":
+        assert_ok(result)
+        assert os.readlink(outdir / "stale") == str(elsewhere / "file")
+        assert (outdir / "api").read_bytes() == b"planted-api-1"
+    else:
+        top = entry_name.split("/")[0]
+        assert_failed(result, 4, repr(top), "did not create")
+        assert snapshot(outdir) == inside_before
+        assert [e for e in result.events if e["event"] == "api_call"]  # fetched, then refused to write
+
+
+def test_existing_regular_file_with_an_entry_name_is_a_conflict(
+    aws: Any, outdir: Path, secret_values: SecretValues
+) -> None:
+    aws.ssm.put_parameter(Name="/set/api", Value=secret_values.add("conflict-api-1"), Type="SecureString")
+    (outdir / "api").write_bytes(b"the operator's own file")
+    os.chmod(outdir / "api", 0o640)
+    before = full_state(outdir)
+
+    result = run_sidecar(_env(aws, outdir, {"name": "api", "valueFrom": "/set/api"}), guard=secret_values)
+
+    assert_failed(result, 4, "'api'", "did not create")
+    assert full_state(outdir) == before
