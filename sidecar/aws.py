@@ -10,9 +10,9 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
 from sidecar import __version__
-from sidecar.outcomes import Failure, Fetched, Outcome
+from sidecar.outcomes import Checked, CheckOutcome, Failure, Fetched, Outcome
 from sidecar.plan import Call
-from sidecar.references import ObjectTarget, ParameterTarget, SecretTarget, Target
+from sidecar.references import AWSCURRENT, ObjectTarget, ParameterTarget, SecretTarget, Target
 from sidecar.secret import SecretBytes
 
 if TYPE_CHECKING:
@@ -38,6 +38,8 @@ PERMISSION: Final = {
     "BatchGetSecretValue": "secretsmanager:BatchGetSecretValue",
     "GetParameters": "ssm:GetParameters",
     "GetObject": "s3:GetObject",
+    "DescribeSecret": "secretsmanager:DescribeSecret",
+    "HeadObject": "s3:GetObject",
 }
 
 
@@ -166,18 +168,67 @@ def _get_object(client: Any, call: Call, max_bytes: int) -> dict[Target, Outcome
         value = body.read(max_bytes + 1)  # never more than the limit, whatever the object's size
     finally:
         body.close()
-    return {target: _sized(target, value, response.get("VersionId"), max_bytes)}
+    return {target: _sized(target, value, response.get("VersionId"), max_bytes, response.get("ETag"))}
 
 
-def _sized(target: Target, value: bytes, version: str | None, max_bytes: int) -> Outcome:
+def _sized(target: Target, value: bytes, version: str | None, max_bytes: int, token: str | None = None) -> Outcome:
     if len(value) > max_bytes:
         return _too_large(target, max_bytes)
-    return Fetched(SecretBytes(value), version)
+    return Fetched(SecretBytes(value), version, token)
 
 
 def _too_large(target: Target, max_bytes: int) -> Failure:
     return Failure("TooLarge", f"{target.describe()} is larger than SIDECAR_MAX_BYTES ({max_bytes} bytes)")
 
+
+# --- metadata checks (refresh mode): versions, never values -------------------------------------------------
+
+
+def check(client: Any, call: Call, _max_bytes: int = 0) -> dict[Target, CheckOutcome]:
+    """Make one metadata call; answers each target's current change token."""
+    return _CHECKS[call.operation](client, call)
+
+
+def _describe_secret(client: Any, call: Call) -> dict[Target, CheckOutcome]:
+    targets = [t for t in call.targets if isinstance(t, SecretTarget)]
+    stages = client.describe_secret(SecretId=targets[0].secret_id).get("VersionIdsToStages", {})
+    outcomes: dict[Target, CheckOutcome] = {}
+    for target in targets:
+        wanted = target.version_stage or AWSCURRENT
+        versions = [version for version, labels in stages.items() if wanted in labels]
+        outcomes[target] = (
+            Checked(versions[0]) if versions
+            else Failure("NoSuchStage", f"{target.describe()} has no version in stage {wanted}", not_found=True)
+        )
+    return outcomes
+
+
+def _parameter_versions(client: Any, call: Call) -> dict[Target, CheckOutcome]:
+    targets = {t.name: t for t in call.targets if isinstance(t, ParameterTarget)}
+    # Without decryption: the answer carries the version, and no KMS call is made.
+    response = client.get_parameters(Names=list(targets), WithDecryption=False)
+    outcomes: dict[Target, CheckOutcome] = {}
+    for parameter in response.get("Parameters", []):
+        target = targets.get(parameter["Name"] + (parameter.get("Selector") or ""))
+        if target is not None:
+            outcomes[target] = Checked(str(parameter.get("Version", "")) or None)
+    for target in targets.values():
+        outcomes.setdefault(target, failure_for("ParameterNotFound", "", target, "GetParameters"))
+    return outcomes
+
+
+def _head_object(client: Any, call: Call) -> dict[Target, CheckOutcome]:
+    (target,) = call.targets
+    assert isinstance(target, ObjectTarget)  # noqa: S101 - the planner only puts objects here
+    response = client.head_object(Bucket=target.bucket, Key=target.key)
+    return {target: Checked(response.get("ETag"))}
+
+
+_CHECKS: Final[dict[str, Callable[[Any, Call], dict[Target, CheckOutcome]]]] = {
+    "DescribeSecret": _describe_secret,
+    "GetParameters": _parameter_versions,
+    "HeadObject": _head_object,
+}
 
 _OPERATIONS: Final[dict[str, Callable[[Any, Call, int], dict[Target, Outcome]]]] = {
     "GetSecretValue": _get_secret_value,

@@ -14,7 +14,7 @@ from tenacity.stop import stop_base
 
 from sidecar import aws
 from sidecar.errors import FetchError
-from sidecar.outcomes import Failure, Outcome
+from sidecar.outcomes import CheckOutcome, Failure, Outcome
 from sidecar.plan import Call
 from sidecar.references import SecretTarget, Target
 
@@ -24,6 +24,8 @@ BACKOFF_MAX_SECONDS: Final = 4.0
 MIN_ATTEMPT_SECONDS: Final = 0.5  # do not start an attempt that could not finish before the deadline
 
 T = TypeVar("T")
+R = TypeVar("R")
+Perform = Callable[[Any, Call, int], dict[Target, R | Failure]]
 Log = Any  # a structlog bound logger
 
 
@@ -107,14 +109,22 @@ class Fetcher:
     # -- calls -----------------------------------------------------------------------------------------------
 
     def fetch(self, calls: tuple[Call, ...]) -> dict[Target, Outcome]:
+        """Fetch the values the calls name."""
+        return self._execute(calls, aws.perform)
+
+    def check(self, calls: tuple[Call, ...]) -> dict[Target, CheckOutcome]:
+        """Ask for the current versions the calls name, not the values (refresh mode)."""
+        return self._execute(calls, aws.check)
+
+    def _execute(self, calls: tuple[Call, ...], perform: Perform[R]) -> dict[Target, R | Failure]:
         """Run every call; a call may hand back follow-up calls (batch fallbacks), run in the same pool."""
         for call in calls:  # botocore client creation is not thread-safe: create them all here
             self._clients.client(call.service, call.region)
-        outcomes: dict[Target, Outcome] = {}
+        outcomes: dict[Target, R | Failure] = {}
         pool = ThreadPoolExecutor(max_workers=self._concurrency, thread_name_prefix="fetch")
         try:
-            pending: set[Future[tuple[dict[Target, Outcome], list[Call]]]] = {
-                pool.submit(self._run_call, call) for call in calls
+            pending: set[Future[tuple[dict[Target, R | Failure], list[Call]]]] = {
+                pool.submit(self._run_call, call, perform) for call in calls
             }
             while pending:
                 done, pending = wait(pending, timeout=self._deadline.remaining(), return_when=FIRST_COMPLETED)
@@ -127,7 +137,7 @@ class Fetcher:
                     results, follow_ups = future.result()
                     outcomes.update(results)
                     self._clients_for(follow_ups)
-                    pending |= {pool.submit(self._run_call, call) for call in follow_ups}
+                    pending |= {pool.submit(self._run_call, call, perform) for call in follow_ups}
         finally:
             pool.shutdown(wait=False, cancel_futures=True)
         return outcomes
@@ -136,20 +146,20 @@ class Fetcher:
         for call in calls:
             self._clients.client(call.service, call.region)
 
-    def _run_call(self, call: Call) -> tuple[dict[Target, Outcome], list[Call]]:
+    def _run_call(self, call: Call, perform: Perform[R]) -> tuple[dict[Target, R | Failure], list[Call]]:
         client = self._clients.client(call.service, call.region)
         describe: dict[str, object] = {
             "service": call.service, "region": call.region, "operation": call.operation, "ids": len(call.targets),
         }
         attempt = 0
 
-        def attempt_once() -> dict[Target, Outcome]:
+        def attempt_once() -> dict[Target, R | Failure]:
             nonlocal attempt
             attempt += 1
             self.stats.count(api_calls=1)
             started = time.monotonic()
             try:
-                result = aws.perform(client, call, self._max_bytes)
+                result = perform(client, call, self._max_bytes)
             except Exception as exc:
                 self._log.info("api_call", **describe, attempt=attempt, duration_ms=_ms_since(started),
                                outcome=aws.error_code(exc)[0])
@@ -182,8 +192,8 @@ class Fetcher:
         return [Call(call.service, call.region, "GetSecretValue", (target,)) for target in call.targets]
 
     def _retry_items_singly(
-        self, call: Call, results: dict[Target, Outcome]
-    ) -> tuple[dict[Target, Outcome], list[Call]]:
+        self, call: Call, results: dict[Target, R | Failure]
+    ) -> tuple[dict[Target, R | Failure], list[Call]]:
         """A batch can fail for single items with a transient code: those get their own retried call."""
         if call.operation != "BatchGetSecretValue":
             return results, []

@@ -11,6 +11,18 @@ from sidecar.secret import SecretBytes
 class Fetched:
     value: SecretBytes
     version: str | None = None  # Secrets Manager VersionId, SSM Version, S3 VersionId, where AWS says
+    token: str | None = None  # what changes when the value changes: the version, or an S3 ETag
+
+    @property
+    def change_token(self) -> str | None:
+        return self.token or self.version
+
+
+@dataclass(frozen=True)
+class Checked:
+    """A metadata-only answer for one target: its current change token, without the value."""
+
+    token: str | None
 
 
 @dataclass(frozen=True)
@@ -21,3 +33,4 @@ class Failure:
 
 
 Outcome = Fetched | Failure
+CheckOutcome = Checked | Failure

@@ -11,7 +11,9 @@ from sidecar.references import ObjectTarget, ParameterTarget, SecretTarget, Targ
 MAX_GET_PARAMETERS_NAMES: Final = 10  # SSM GetParameters accepts 1-10 names
 MAX_BATCH_SECRET_IDS: Final = 20  # Secrets Manager BatchGetSecretValue accepts up to 20 ids
 
-Operation = Literal["GetParameters", "BatchGetSecretValue", "GetSecretValue", "GetObject"]
+Operation = Literal[
+    "GetParameters", "BatchGetSecretValue", "GetSecretValue", "GetObject", "DescribeSecret", "HeadObject"
+]
 SmBatch = Literal["auto", "always", "never"]
 
 
@@ -23,6 +25,7 @@ class Call:
     region: str
     operation: Operation
     targets: tuple[Target, ...]
+    metadata_only: bool = False  # a refresh check: versions, not values
 
 
 def use_batch(current_secrets_in_region: int, sm_batch: SmBatch, concurrency: int) -> bool:
@@ -68,3 +71,37 @@ def make_plan(targets: Iterable[Target], sm_batch: SmBatch = "auto", concurrency
 
 def _chunks(items: Sequence[Target], size: int) -> list[tuple[Target, ...]]:
     return [tuple(items[start : start + size]) for start in range(0, len(items), size)]
+
+
+def is_immutable(target: Target) -> bool:
+    """A reference pinned to one version can never change, so a refresh never checks it."""
+    if isinstance(target, SecretTarget):
+        return target.version_id is not None
+    if isinstance(target, ParameterTarget):
+        selector = target.name.partition(":")[2]
+        return selector.isdigit()
+    return target.version_id is not None
+
+
+def make_check_plan(targets: Iterable[Target]) -> tuple[Call, ...]:
+    """The metadata calls that tell whether any target changed: one DescribeSecret per secret (it answers
+    every stage at once), GetParameters without decryption in tens, one HeadObject per object."""
+    mutable = sorted({t for t in targets if not is_immutable(t)}, key=lambda t: (t.service, repr(t)))
+    calls: list[Call] = []
+    secrets: dict[tuple[str, str], list[Target]] = {}
+    parameters: dict[str, list[Target]] = {}
+    for target in mutable:
+        if isinstance(target, SecretTarget):
+            secrets.setdefault((target.region, target.secret_id), []).append(target)
+        elif isinstance(target, ParameterTarget):
+            parameters.setdefault(target.region, []).append(target)
+        else:
+            calls.append(Call(target.service, target.region, "HeadObject", (target,), metadata_only=True))
+    for (region, _), group in sorted(secrets.items()):
+        calls.append(Call(SecretTarget.service, region, "DescribeSecret", tuple(group), metadata_only=True))
+    for region, group in sorted(parameters.items()):
+        calls += [
+            Call(ParameterTarget.service, region, "GetParameters", chunk, metadata_only=True)
+            for chunk in _chunks(group, MAX_GET_PARAMETERS_NAMES)
+        ]
+    return tuple(calls)
