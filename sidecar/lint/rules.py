@@ -155,7 +155,8 @@ def check_sidecar_user(task: Task) -> list[Finding]:
             findings.append(Finding(
                 "sidecar-root", "warning", name,
                 f"the sidecar {state}, so it runs as root: a flaw in it would hold root in the task",
-                "set \"user\": \"10001:10001\" (the image's non-root user; it owns the image's /run/secrets)",
+                "set \"user\" to the image's non-root user, e.g. \"10001\", or \"10001:<the app's gid>\" "
+                "(docs/ownership.md)",
             ))
     return findings
 
