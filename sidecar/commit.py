@@ -6,7 +6,8 @@ Layout (the scheme Kubernetes uses for Secret volumes)::
     output/..2026_11_28_17_00_00.123456.k3j9/   the payload of one run (files, subdirectories, manifest)
     output/..data -> ..2026_11_28_...           swapped in one rename(2): the commit point
     output/db -> ..data/db                      one link per top-level name, created once
-    output/..manifest.json -> ..data/..manifest.json
+    output/..manifest.json -> ..data/..manifest.json   the sidecar's own files: manifest, version
+    output/..version -> ..data/..version
 
 Readers that open ``output/db/password`` see the whole old set or the whole new set, never a mix. Everything
 is done relative to directory file descriptors, nothing planted in the directory is ever followed, and
@@ -34,6 +35,7 @@ from sidecar.render import OutputFile
 DATA_LINK: Final = "..data"
 DATA_TMP_LINK: Final = "..data_tmp"
 MANIFEST: Final = "..manifest.json"
+VERSION: Final = "..version"
 DIR_MODE: Final = 0o755  # names are not secret; each file's own mode guards its value
 BUILD_DIR_MODE: Final = 0o700  # while a payload is being written, only the sidecar can enter it
 T = TypeVar("T")
@@ -68,9 +70,15 @@ def preflight(output_dir: str, owners: set[tuple[int, int]]) -> None:
 
 
 def commit(
-    output_dir: str, files: Sequence[OutputFile], manifest: OutputFile, *, dir_uid: int, dir_gid: int
+    output_dir: str,
+    files: Sequence[OutputFile],
+    internal: Sequence[OutputFile],
+    *,
+    dir_uid: int,
+    dir_gid: int,
 ) -> Committed:
-    top_level = {f.path.split("/", 1)[0] for f in files} | {MANIFEST}
+    """Commit ``files`` plus the sidecar's ``internal`` files (names beginning with ``..``) as one set."""
+    top_level = {f.path.split("/", 1)[0] for f in [*files, *internal]}
     try:
         root = os.open(output_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except OSError as exc:
@@ -78,7 +86,7 @@ def commit(
     try:
         _clean_leftovers(root)
         _check_conflicts(root, top_level)
-        payload = _build_payload(root, [*files, manifest], dir_uid, dir_gid, output_dir)
+        payload = _build_payload(root, [*files, *internal], dir_uid, dir_gid, output_dir)
         previous = _swap(root, payload, output_dir)
         removed = _link_names(root, top_level, output_dir)
         if previous and previous != payload:

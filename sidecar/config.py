@@ -72,6 +72,11 @@ class Settings:
     sm_batch: SmBatch = "auto"
     concurrency: int = DEFAULT_CONCURRENCY
     region: str | None = None
+    refresh_interval: float | None = None  # None: run once and exit
+    health_max_age: float | None = None
+    notify_signal: int | None = None
+    notify_process: str | None = None
+    notify_command: tuple[str, ...] = ()
     warnings: tuple[str, ...] = field(default=(), compare=False)
 
 
@@ -98,6 +103,13 @@ OPTIONS: Final = (
     Option("smBatch", "SIDECAR_SM_BATCH", "--sm-batch", "BatchGetSecretValue use: auto (default), always, never"),
     Option("concurrency", "SIDECAR_CONCURRENCY", "--concurrency", "API calls in flight at once (default 8)"),
     Option("region", "SIDECAR_REGION", "--region", "region for references without one (default AWS_REGION)"),
+    Option("refreshInterval", "SIDECAR_REFRESH_INTERVAL", "--refresh-interval",
+           "keep running and check for new versions every N seconds (default: run once)"),
+    Option("healthMaxAge", "SIDECAR_HEALTH_MAX_AGE", "--health-max-age",
+           "healthcheck fails when the last good refresh is older (default 3 intervals)"),
+    Option("notifySignal", "SIDECAR_NOTIFY_SIGNAL", "--notify-signal", "signal to send on change, e.g. HUP"),
+    Option("notifyProcess", "SIDECAR_NOTIFY_PROCESS", "--notify-process", "name of the process to signal"),
+    Option("notifyCommand", "SIDECAR_NOTIFY_COMMAND", "--notify-command", "JSON array: command to run on change"),
 )
 SECRETS_KEY: Final = "secrets"
 SECRETS_ENV: Final = "SIDECAR_SECRETS"
@@ -163,7 +175,9 @@ def load_settings(
             f"timeout {timeout:g}s is not below ECS's largest startTimeout ({ECS_MAX_START_TIMEOUT_SECONDS}s): "
             "ECS may stop the task before the sidecar reports why"
         )
+    refresh = _refresh_settings(values)
     return Settings(
+        **refresh,
         entries=tuple(entries),
         output_dir=values.get("outputDir", DEFAULT_OUTPUT_DIR),
         file_mode=file_mode,
@@ -179,6 +193,30 @@ def load_settings(
         region=region,
         warnings=tuple(warnings),
     )
+
+
+MIN_REFRESH_INTERVAL_SECONDS: Final = 5.0
+HEALTH_INTERVALS: Final = 3
+
+
+def _refresh_settings(values: Mapping[str, Any]) -> dict[str, Any]:
+    interval = values.get("refreshInterval")
+    notify = [key for key in ("healthMaxAge", "notifySignal", "notifyProcess", "notifyCommand") if key in values]
+    if interval is None:
+        if notify:
+            raise ConfigError(f"{notify[0]} applies only in refresh mode: set SIDECAR_REFRESH_INTERVAL")
+        return {}
+    if interval < MIN_REFRESH_INTERVAL_SECONDS:
+        raise ConfigError(f"SIDECAR_REFRESH_INTERVAL: at least {MIN_REFRESH_INTERVAL_SECONDS:g} seconds")
+    if ("notifySignal" in values) != ("notifyProcess" in values):
+        raise ConfigError("SIDECAR_NOTIFY_SIGNAL and SIDECAR_NOTIFY_PROCESS go together: which signal, to whom")
+    return {
+        "refresh_interval": interval,
+        "health_max_age": values.get("healthMaxAge", HEALTH_INTERVALS * interval),
+        "notify_signal": values.get("notifySignal"),
+        "notify_process": values.get("notifyProcess"),
+        "notify_command": values.get("notifyCommand", ()),
+    }
 
 
 def logging_preferences(flags: Mapping[str, object], environ: Mapping[str, str]) -> tuple[str, LogFormat]:
@@ -464,6 +502,30 @@ def _parse_region(source: str, raw: object) -> str:
     return raw
 
 
+def _parse_signal(source: str, raw: object) -> int:
+    import signal
+
+    name = str(raw).upper() if isinstance(raw, str) else ""
+    name = name if name.startswith("SIG") else f"SIG{name}"
+    number = getattr(signal, name, None)
+    if not isinstance(number, int) or name.startswith("SIG_") or name in ("SIGKILL", "SIGSTOP"):
+        raise ConfigError(f"{source}: {raw!r} is not a signal name such as HUP or USR1")
+    return int(number)
+
+
+def _parse_process_name(source: str, raw: object) -> str:
+    if not isinstance(raw, str) or not raw or "/" in raw or "\x00" in raw:
+        raise ConfigError(f"{source}: must be a process name such as nginx")
+    return raw
+
+
+def _parse_command(source: str, raw: object) -> tuple[str, ...]:
+    value = _parse_json(raw, source) if isinstance(raw, str) else raw
+    if not isinstance(value, list) or not value or not all(isinstance(a, str) and a for a in value):
+        raise ConfigError(f"{source}: must be a JSON array of strings, e.g. [\"/usr/bin/reload\", \"--now\"]")
+    return tuple(value)
+
+
 _PARSERS: Final[dict[str, Callable[[str, object], Any]]] = {
     "outputDir": _parse_output_dir,
     "fileMode": _parse_mode,
@@ -477,4 +539,9 @@ _PARSERS: Final[dict[str, Callable[[str, object], Any]]] = {
     "smBatch": _choice(("auto", "always", "never")),
     "concurrency": lambda source, raw: min(_parse_int(source, raw, 1), 64),
     "region": _parse_region,
+    "refreshInterval": _parse_timeout,
+    "healthMaxAge": _parse_timeout,
+    "notifySignal": _parse_signal,
+    "notifyProcess": _parse_process_name,
+    "notifyCommand": _parse_command,
 }

@@ -33,7 +33,9 @@ class Rendered:
     skipped: tuple[tuple[str, str], ...]  # optional entries not found: (name, reason)
 
 
-def render(settings: Settings, outcomes: Mapping[Any, Outcome], now: datetime | None = None) -> Rendered:
+def render(
+    settings: Settings, outcomes: Mapping[Any, Outcome], now: datetime | None = None, generation: int = 1
+) -> Rendered:
     files: list[OutputFile] = []
     skipped: list[tuple[str, str]] = []
     records: list[dict[str, object]] = []
@@ -63,6 +65,7 @@ def render(settings: Settings, outcomes: Mapping[Any, Outcome], now: datetime | 
         raise FetchError(f"expanded keys collide: {problem}")
     manifest = {
         "version": 1,
+        "generation": generation,
         "writtenAt": (now or datetime.now(UTC)).isoformat(timespec="seconds").replace("+00:00", "Z"),
         "entries": records,
         "skipped": [name for name, _ in skipped],

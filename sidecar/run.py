@@ -1,23 +1,36 @@
-"""The run-once job: configuration -> plan -> fetch -> render -> commit, with one log line per step."""
+"""The job: configuration -> plan -> fetch -> render -> commit, with one log line per step.
+
+``run`` does it once. Refresh mode (``sidecar.refresh``) reuses the same ``Job`` to check versions and
+re-commit the whole set when something changed.
+"""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from sidecar import commit
 from sidecar.config import Settings
 from sidecar.errors import ConfigError
+from sidecar.outcomes import Outcome
 from sidecar.plan import Call, make_plan
+from sidecar.references import Target
 from sidecar.render import OutputFile, render
 from sidecar.secret import SecretBytes
 
 Log = Any
 
 
-def plan_for(settings: Settings) -> tuple[Call, ...]:
-    targets = (ref.target for entry in settings.entries for ref in entry.references)
-    return make_plan(targets, settings.sm_batch, settings.concurrency)
+def targets_of(settings: Settings) -> tuple[Target, ...]:
+    return tuple(sorted({ref.target for entry in settings.entries for ref in entry.references}, key=repr))
+
+
+def plan_for(settings: Settings, targets: Iterable[Target] | None = None) -> tuple[Call, ...]:
+    chosen = targets_of(settings) if targets is None else targets
+    return make_plan(chosen, settings.sm_batch, settings.concurrency)
 
 
 def check_regions(settings: Settings) -> None:
@@ -35,12 +48,65 @@ def check_regions(settings: Settings) -> None:
                 )
 
 
-def run(settings: Settings, log: Log, started: float) -> None:
-    """Write every required secret, or raise a ``SidecarError`` leaving the output directory untouched."""
-    from sidecar.aws import ClientFactory
-    from sidecar.fetch import Deadline, Fetcher
+@dataclass(frozen=True)
+class Published:
+    committed: commit.Committed
+    files: int
+    skipped: int
 
-    deadline = Deadline(max(0.0, settings.timeout_seconds - (time.monotonic() - started)))
+
+class Job:
+    """Holds what a long-running process keeps between cycles: clients, the last values, the generation."""
+
+    def __init__(self, settings: Settings, log: Log) -> None:
+        from sidecar.aws import ClientFactory
+
+        self.settings = settings
+        self.log = log
+        self.targets = targets_of(settings)
+        self.clients = ClientFactory(
+            concurrency=settings.concurrency, read_timeout=min(10.0, settings.timeout_seconds)
+        )
+        self.values: dict[Target, Outcome] = {}
+        self.generation = 0
+
+    def fetcher(self, seconds: float) -> Any:
+        from sidecar.fetch import Deadline, Fetcher
+
+        return Fetcher(
+            self.clients, Deadline(seconds), self.log,
+            concurrency=self.settings.concurrency, max_bytes=self.settings.max_bytes,
+        )
+
+    def publish(self, outcomes: dict[Target, Outcome]) -> Published:
+        """Render and commit the whole set; on success it becomes the set later cycles compare with."""
+        settings = self.settings
+        generation = self.generation + 1
+        now = datetime.now(UTC)
+        rendered = render(settings, outcomes, now=now, generation=generation)
+        for name, reason in rendered.skipped:
+            self.log.warning("optional_skipped", name=name, reason=reason)
+        # The sidecar's own files hold no value; they share the writer, the mode, the owner and the commit.
+        internal = [
+            OutputFile(commit.MANIFEST, SecretBytes(rendered.manifest), settings.file_mode, settings.uid, settings.gid),
+            OutputFile(commit.VERSION, SecretBytes(f"{generation}\n".encode()), settings.file_mode, settings.uid,
+                       settings.gid),
+        ]
+        committed = commit.commit(
+            settings.output_dir, rendered.files, internal, dir_uid=settings.uid, dir_gid=settings.gid
+        )
+        for file in rendered.files:
+            owner = f"{file.uid}:{file.gid}"
+            self.log.info("file", name=file.path, bytes=len(file.content), mode=f"{file.mode:04o}", owner=owner)
+        for name in committed.removed:
+            self.log.info("file_removed", name=name, reason="no longer configured")
+        self.values = dict(outcomes)
+        self.generation = generation
+        return Published(committed, len(rendered.files), len(rendered.skipped))
+
+
+def run(settings: Settings, log: Log, started: float) -> Job:
+    """Write every required secret, or raise a ``SidecarError`` leaving the output directory untouched."""
     check_regions(settings)
     calls = plan_for(settings)
     log.info(
@@ -55,34 +121,18 @@ def run(settings: Settings, log: Log, started: float) -> None:
     owners = {(e.uid, e.gid) for e in settings.entries} | {(settings.uid, settings.gid)}
     commit.preflight(settings.output_dir, owners)
 
-    clients = ClientFactory(concurrency=settings.concurrency, read_timeout=min(10.0, settings.timeout_seconds))
-    fetcher = Fetcher(clients, deadline, log, concurrency=settings.concurrency, max_bytes=settings.max_bytes)
-    if calls:
-        fetcher.resolve_credentials()
+    job = Job(settings, log)
+    fetcher = job.fetcher(max(0.0, settings.timeout_seconds - (time.monotonic() - started)))
+    fetcher.resolve_credentials()
     outcomes = fetcher.fetch(calls)
-    rendered = render(settings, outcomes)
-    for name, reason in rendered.skipped:
-        log.warning("optional_skipped", name=name, reason=reason)
-
-    # The manifest holds no value; it goes through the same writer, so it shares mode, owner and commit.
-    manifest = OutputFile(
-        commit.MANIFEST, SecretBytes(rendered.manifest), settings.file_mode, settings.uid, settings.gid
-    )
-    committed = commit.commit(
-        settings.output_dir, rendered.files, manifest, dir_uid=settings.uid, dir_gid=settings.gid
-    )
-    for file in rendered.files:
-        owner = f"{file.uid}:{file.gid}"
-        log.info("file", name=file.path, bytes=len(file.content), mode=f"{file.mode:04o}", owner=owner)
-    for name in committed.removed:
-        log.info("file_removed", name=name, reason="no longer configured")
+    published = job.publish(outcomes)
     log.info(
         "done",
-        entries=len(settings.entries) - len(rendered.skipped),
-        skipped=len(rendered.skipped),
-        files=len(rendered.files),
+        entries=len(settings.entries) - published.skipped,
+        skipped=published.skipped,
+        files=published.files,
         api_calls=fetcher.stats.api_calls,
         retries=fetcher.stats.retries,
         duration_ms=round((time.monotonic() - started) * 1000, 1),
     )
-
+    return job

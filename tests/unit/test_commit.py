@@ -27,7 +27,7 @@ def manifest() -> OutputFile:
 
 
 def do_commit(out: Path, items: list[OutputFile]) -> commit.Committed:
-    return commit.commit(str(out), items, manifest(), dir_uid=UID, dir_gid=GID)
+    return commit.commit(str(out), items, [manifest()], dir_uid=UID, dir_gid=GID)
 
 
 def test_layout_modes_and_contents(tmp_path: Path) -> None:
