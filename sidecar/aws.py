@@ -241,6 +241,15 @@ _OPERATIONS: Final[dict[str, Callable[[Any, Call, int], dict[Target, Outcome]]]]
 # --- errors -----------------------------------------------------------------------------------------------
 
 
+def _aws_errors() -> tuple[type[BaseException], ...]:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    return (BotoCoreError, ClientError)
+
+
+AWS_ERRORS: Final = _aws_errors()  # this module is only imported when a run needs botocore
+
+
 def error_code(exc: BaseException) -> tuple[str, bool]:
     """The AWS error code (or exception class) of a failed call, and whether a retry may help."""
     from botocore import exceptions as bce

@@ -14,7 +14,7 @@ from sidecar import __version__
 from sidecar.config import OPTIONS, Settings, load_settings, logging_preferences
 from sidecar.errors import EXIT_CONFIG, EXIT_OK, EXIT_UNEXPECTED, SidecarError
 
-COMMANDS = ("run", "check", "lint-task-definition")
+COMMANDS = ("run", "check", "healthcheck", "lint-task-definition")
 EXIT_CODES = """\
 exit codes:
   0  every required secret was written (check: the configuration is valid)
@@ -46,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"secrets-sidecar {__version__}")
-    commands = parser.add_subparsers(dest="command", metavar="{run,check,lint-task-definition}")
+    commands = parser.add_subparsers(dest="command", metavar="{run,check,healthcheck,lint-task-definition}")
     commands.add_parser(
         "run", parents=[common], help="fetch and write every secret (the default)",
         epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -56,6 +56,10 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     check.add_argument("--json", action="store_true", help="print the plan as JSON")
+    commands.add_parser(
+        "healthcheck", parents=[common],
+        help="refresh mode: exit 0 while the last good refresh is recent (for the ECS container health check)",
+    )
     lint = commands.add_parser(
         "lint-task-definition", help="check an ECS task definition (JSON file, or - for stdin) that runs the "
         "sidecar; exit 0 clean or warnings only, 1 errors, 2 unreadable (docs/lint-task-definition.md)",
@@ -88,9 +92,17 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         settings = load_settings(flags, environ)
         if args.command == "check":
             return _check(settings, as_json=bool(flags.get("json")))
+        if args.command == "healthcheck":
+            return _healthcheck(settings)
         from sidecar.run import run
 
-        run(settings, log, started)
+        job = run(settings, log, started)
+        if settings.refresh_interval is not None:
+            from sidecar.refresh import Refresher
+
+            refresher = Refresher(job)
+            refresher.install_signal_handlers()
+            refresher.run_forever()
     except SidecarError as exc:
         log.error("failed", exit_code=exc.exit_code, error=exc.kind, reason=exc.message)
         return exc.exit_code
@@ -100,6 +112,17 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         )
         return EXIT_UNEXPECTED
     return EXIT_OK
+
+
+def _healthcheck(settings: Settings) -> int:
+    from sidecar.health import assess, read_health
+
+    if settings.refresh_interval is None or settings.health_max_age is None:
+        print("unhealthy: healthcheck applies to refresh mode (set SIDECAR_REFRESH_INTERVAL)")
+        return EXIT_UNEXPECTED
+    healthy, message = assess(read_health(settings.output_dir), settings.health_max_age)
+    print(message if healthy else f"unhealthy: {message}")
+    return EXIT_OK if healthy else EXIT_UNEXPECTED
 
 
 def _check(settings: Settings, *, as_json: bool) -> int:

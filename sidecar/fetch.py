@@ -96,7 +96,7 @@ class Fetcher:
         """Resolve credentials once, before any thread needs them, so a missing task role is one clear error."""
         try:
             credentials = self.retrying(self._clients.session.get_credentials, describe={"event_for": "credentials"})
-        except Exception as exc:
+        except aws.AWS_ERRORS as exc:
             raise FetchError(
                 f"could not obtain AWS credentials (the task role): {type(exc).__name__}: {aws.aws_message(exc)}"
             ) from None
@@ -169,7 +169,7 @@ class Fetcher:
 
         try:
             results = self.retrying(attempt_once, describe=describe)
-        except Exception as exc:
+        except aws.AWS_ERRORS as exc:  # anything else is a bug and surfaces as one (exit 1)
             code, transient = aws.error_code(exc)
             if call.operation == "BatchGetSecretValue" and code in aws.ACCESS_DENIED_CODES:
                 return {}, self._fall_back(call)

@@ -1,0 +1,144 @@
+"""Refresh mode: after the first commit, keep the files current after rotation.
+
+Every interval (with jitter, so a fleet does not poll in lockstep) one cycle asks for versions, not values;
+only the targets whose version changed are fetched, then the whole set is rendered and committed again
+exactly as in the first run. A failed cycle keeps the last good set, logs why, and backs off; it never
+deletes or truncates a file.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import signal
+import threading
+import time
+from typing import Any, Final
+
+from sidecar import health
+from sidecar.errors import FetchError, SidecarError
+from sidecar.notify import notify
+from sidecar.outcomes import Failure, Fetched, Outcome
+from sidecar.plan import make_check_plan
+from sidecar.references import Target
+from sidecar.run import Job, plan_for
+
+JITTER: Final = 0.1  # each wait is the interval +-10 %
+FAILURE_BACKOFF_BASE_SECONDS: Final = 5.0
+
+
+class Stopping(BaseException):
+    """Raised in the main thread by SIGTERM/SIGINT to abandon a cycle; never raised during a commit."""
+
+
+def next_delay(interval: float, failures: int, rng: random.Random) -> float:
+    """The wait before the next cycle: the interval with jitter, or a shorter backoff after failures."""
+    base = interval if failures == 0 else min(interval, FAILURE_BACKOFF_BASE_SECONDS * 2 ** (failures - 1))
+    return base * rng.uniform(1 - JITTER, 1 + JITTER)
+
+
+def check_calls_per_hour(job: Job) -> float:
+    interval = job.settings.refresh_interval or math.inf
+    return len(make_check_plan(job.targets)) * 3600 / interval
+
+
+class Refresher:
+    def __init__(self, job: Job, rng: random.Random | None = None) -> None:
+        self.job = job
+        self.log = job.log
+        self.settings = job.settings
+        self.rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
+        self.stop = threading.Event()
+        self._committing = False
+        self.last_success = time.time()
+        self.last_error: str | None = None
+
+    # -- signals ---------------------------------------------------------------------------------------------
+
+    def install_signal_handlers(self) -> None:
+        def on_signal(signum: int, _frame: object) -> None:
+            self.stop.set()
+            if not self._committing:  # a commit always finishes: the set must stay whole
+                raise Stopping(signum)
+
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+
+    # -- loop ------------------------------------------------------------------------------------------------
+
+    def run_forever(self) -> None:
+        interval = self.settings.refresh_interval
+        assert interval is not None  # noqa: S101 - only called in refresh mode
+        self.log.info(
+            "refresh_started", interval_s=interval, check_calls_per_cycle=len(make_check_plan(self.job.targets)),
+            check_calls_per_hour=round(check_calls_per_hour(self.job), 1),
+        )
+        self._write_health()
+        failures = 0
+        try:
+            while not self.stop.wait(next_delay(interval, failures, self.rng)):
+                try:
+                    self.cycle()
+                except SidecarError as exc:
+                    failures += 1
+                    self.last_error = exc.message
+                    self.log.warning("refresh_failed", error=exc.kind, reason=exc.message, failures=failures)
+                else:
+                    failures = 0
+                    self.last_success = time.time()
+                    self.last_error = None
+                self._write_health()
+        except Stopping:
+            pass
+        self.log.info("stopped", generation=self.job.generation, reason="SIGTERM or SIGINT")
+
+    def cycle(self) -> bool:
+        """One check; fetch and commit what changed. True when a new set was committed."""
+        job = self.job
+        fetcher = job.fetcher(self.settings.timeout_seconds)
+        calls = make_check_plan(job.targets)
+        checked = fetcher.check(calls)
+        changed = [t for t in job.targets if t in checked and self._changed(t, job.values.get(t), checked[t])]
+        self.log.info("refresh_check", api_calls=fetcher.stats.api_calls, changed=len(changed))
+        if not changed:
+            return False
+        fresh = fetcher.fetch(plan_for(self.settings, changed))
+        self._committing = True
+        try:
+            published = job.publish({**job.values, **fresh})
+        finally:
+            self._committing = False
+        self.log.info(
+            "refreshed", generation=job.generation, changed=[t.describe() for t in changed],
+            files=published.files, api_calls=fetcher.stats.api_calls,
+        )
+        notify(
+            self.log, signal=self.settings.notify_signal, process=self.settings.notify_process,
+            command=self.settings.notify_command, output_dir=self.settings.output_dir, generation=job.generation,
+        )
+        if self.stop.is_set():
+            raise Stopping
+        return True
+
+    @staticmethod
+    def _changed(target: Target, previous: Outcome | None, now: Any) -> bool:
+        if isinstance(now, Failure):
+            if isinstance(previous, Failure) and previous.not_found and now.not_found:
+                return False  # an optional secret that is still absent
+            raise FetchError(f"refresh check: {now.reason}")
+        if isinstance(previous, Fetched):
+            return bool(now.token != previous.change_token)
+        return True  # an optional secret that now exists
+
+    def _write_health(self) -> None:
+        settings = self.settings
+        record = health.Health(
+            last_success=self.last_success, last_attempt=time.time(), last_error=self.last_error,
+            generation=self.job.generation, pid=os.getpid(),
+        )
+        try:
+            health.write_health(settings.output_dir, record, mode=settings.file_mode, uid=settings.uid,
+                                gid=settings.gid)
+        except OSError as exc:
+            self.log.warning("health_not_written", reason=exc.strerror)
