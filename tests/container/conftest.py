@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import DUMMY_CREDENTIALS, REGION, record_process_output
+from tests.conftest import DUMMY_CREDENTIALS, REGION, SecretValues, record_process_output
 
 REPO = Path(__file__).resolve().parents[2]
 REQUIRE_ENV = "SIDECAR_REQUIRE_CONTAINER_TESTS"
@@ -77,6 +77,24 @@ def engine() -> None:
     if os.environ.get(REQUIRE_ENV) == "1":
         pytest.fail(f"container tests are required ({REQUIRE_ENV}=1) but cannot run: {problem}")
     pytest.skip(f"no usable Docker engine: {problem}")
+
+
+@pytest.fixture(scope="module")
+def _module_secret_values() -> SecretValues:
+    return SecretValues()
+
+
+@pytest.fixture(scope="module")
+def secret_values(_module_secret_values: SecretValues) -> SecretValues:
+    """The secrecy guard's record, module-scoped so that it is still there when the root ``_secrecy_guard``
+    reads it at teardown (after every function-scoped fixture is gone); emptied before each test."""
+    return _module_secret_values
+
+
+@pytest.fixture(autouse=True)
+def _fresh_secret_values(_module_secret_values: SecretValues) -> None:
+    _module_secret_values.values.clear()
+    _module_secret_values.outputs.clear()
 
 
 @pytest.fixture(scope="session")

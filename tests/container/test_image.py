@@ -1,0 +1,144 @@
+"""What the image is: its configuration, its contents, its size. Built once per session (``images``)."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+
+import pytest
+
+from tests.container.conftest import BASE_IMAGE, SIDECAR_IMAGE, SIDECAR_UID, docker
+
+pytestmark = [pytest.mark.container, pytest.mark.slow]
+
+# docs/container-image.md documents this bound and the measured numbers: the project's own layers (the
+# virtualenv with the trimmed botocore, and the user and directory) measure about 8.5 MB.
+MAX_BYTES_ABOVE_BASE = 12_000_000
+BOTOCORE_DATA = {
+    "_retry.json", "endpoints.json", "partitions.json", "sdk-default-configuration.json",
+    "secretsmanager", "ssm", "s3", "kms", "sts",
+}
+
+
+def probe(script: str) -> dict[str, object]:
+    """Run a Python snippet in the image, read-only and offline; it prints one JSON document."""
+    completed = docker("run", "--rm", "--read-only", "--network", "none", "--entrypoint", "python",
+                       SIDECAR_IMAGE, "-c", textwrap.dedent(script))
+    result: dict[str, object] = json.loads(completed.stdout)
+    return result
+
+
+def test_image_configuration(images: tuple[str, str]) -> None:
+    config = json.loads(docker("image", "inspect", SIDECAR_IMAGE).stdout)[0]["Config"]
+    assert config["User"] == f"{SIDECAR_UID}:{SIDECAR_UID}"
+    assert config["Entrypoint"] == ["secrets-sidecar"]
+    assert config["Cmd"] == ["run"]
+    assert list(config["Volumes"]) == ["/run/secrets"]
+    labels = config["Labels"]
+    assert labels["org.opencontainers.image.title"] == "ecs-secrets-sidecar"
+    assert labels["org.opencontainers.image.licenses"] == "Apache-2.0"
+    assert labels["org.opencontainers.image.base.name"] == "docker.io/library/python:3.13-slim"
+
+
+def test_runs_as_fixed_user_and_owns_only_the_output_directory(images: tuple[str, str]) -> None:
+    found = probe("""
+        import json, os, pwd
+        print(json.dumps({
+            "ids": [os.getuid(), os.getgid()],
+            "name": pwd.getpwuid(os.getuid()).pw_name,
+            "output": [os.stat("/run/secrets").st_uid, os.stat("/run/secrets").st_gid,
+                       oct(os.stat("/run/secrets").st_mode & 0o7777)],
+            "writable_code": os.access("/opt/sidecar", os.W_OK)
+                             or os.stat("/opt/sidecar").st_uid == os.getuid(),
+        }))
+    """)
+    assert found == {
+        "ids": [SIDECAR_UID, SIDECAR_UID], "name": "sidecar",
+        "output": [SIDECAR_UID, SIDECAR_UID, "0o755"], "writable_code": False,
+    }
+
+
+def test_no_installer_and_no_compiler(images: tuple[str, str]) -> None:
+    found = probe("""
+        import importlib.util, json, shutil
+        print(json.dumps({
+            "modules": {m: importlib.util.find_spec(m) is not None
+                        for m in ("pip", "setuptools", "wheel", "ensurepip", "boto3")},
+            "programs": {p: shutil.which(p) for p in ("pip", "pip3", "gcc", "cc", "make", "g++")},
+        }))
+    """)
+    assert found["modules"] == dict.fromkeys(("pip", "setuptools", "wheel", "ensurepip", "boto3"), False)
+    assert found["programs"] == dict.fromkeys(("pip", "pip3", "gcc", "cc", "make", "g++"))
+
+
+def test_botocore_keeps_only_the_services_the_sidecar_uses(images: tuple[str, str]) -> None:
+    found = probe("""
+        import json, os, botocore
+        from botocore.exceptions import UnknownServiceError
+        from botocore.session import get_session
+        session = get_session()
+        made = []
+        for service in ("secretsmanager", "ssm", "s3", "kms", "sts"):
+            session.create_client(service, region_name="eu-west-1",
+                                  aws_access_key_id="x", aws_secret_access_key="y")
+            made.append(service)
+        try:
+            session.create_client("ecs", region_name="eu-west-1")
+            removed = "created"
+        except UnknownServiceError:
+            removed = "UnknownServiceError"
+        data = os.path.join(os.path.dirname(botocore.__file__), "data")
+        print(json.dumps({"data": sorted(os.listdir(data)), "made": made, "ecs": removed}))
+    """)
+    assert set(found["data"]) == BOTOCORE_DATA  # type: ignore[arg-type]
+    assert found["made"] == ["secretsmanager", "ssm", "s3", "kms", "sts"]
+    assert found["ecs"] == "UnknownServiceError"
+
+
+def test_bytecode_is_shipped_for_every_module_a_run_imports(images: tuple[str, str]) -> None:
+    """Under a read-only root nothing can be compiled at run time: every imported module has its .pyc,
+    and the project's own files are hash-based and unchecked, so copying them never makes them stale."""
+    found = probe("""
+        import importlib.util, json, os, sys, sysconfig
+        from sidecar import cli, run, aws, fetch, commit, render
+        factory = aws.ClientFactory(concurrency=2)
+        for service in ("secretsmanager", "ssm", "s3"):
+            factory.client(service, "eu-west-1")
+        missing = sorted(name for name, module in list(sys.modules.items())
+                         if (getattr(module, "__file__", None) or "").endswith(".py")
+                         and not os.path.exists(importlib.util.cache_from_source(module.__file__)))
+        site = sysconfig.get_path("purelib")
+        sources = [os.path.join(d, f) for d, _, files in os.walk(site) for f in files if f.endswith(".py")]
+        flags = set()
+        for source in sources:
+            with open(importlib.util.cache_from_source(source), "rb") as handle:
+                flags.add(int.from_bytes(handle.read(8)[4:8], "little"))
+        print(json.dumps({"imported": len(sys.modules), "missing": missing,
+                          "site_sources": len(sources), "flags": sorted(flags)}))
+    """)
+    assert found["missing"] == []
+    assert found["imported"] > 100  # type: ignore[operator]
+    assert found["site_sources"] > 100  # type: ignore[operator]
+    assert found["flags"] == [1]  # PEP 552: hash-based (bit 0), source not checked (bit 1 clear)
+
+
+def test_image_size_report(images: tuple[str, str]) -> None:
+    """Total size and the size of the layers above the base, against the documented bound."""
+    image = json.loads(docker("image", "inspect", SIDECAR_IMAGE).stdout)[0]
+    base = json.loads(docker("image", "inspect", BASE_IMAGE).stdout)[0]
+    base_layers = base["RootFS"]["Layers"]
+    assert image["RootFS"]["Layers"][: len(base_layers)] == base_layers, "the image is not built on the base"
+
+    def history(name: str) -> list[int]:
+        out = docker("history", "--no-trunc", "-H=false", "--format", "{{.Size}}", name).stdout
+        return [int(size) for size in out.split()]
+
+    ours = history(SIDECAR_IMAGE)[: len(history(SIDECAR_IMAGE)) - len(history(BASE_IMAGE))]
+    above = sum(ours)
+    assert above == image["Size"] - base["Size"]
+    print(  # shown with pytest -s or -rP; nothing is written to the repository
+        f"image size report: total {image['Size'] / 1e6:.1f} MB, base {BASE_IMAGE} {base['Size'] / 1e6:.1f} MB, "
+        f"layers above the base {above / 1e6:.2f} MB in {len(image['RootFS']['Layers']) - len(base_layers)} "
+        f"layer(s) (bound {MAX_BYTES_ABOVE_BASE / 1e6:.0f} MB)"
+    )
+    assert 1_000_000 < above <= MAX_BYTES_ABOVE_BASE
