@@ -195,7 +195,7 @@ def load_settings(
     )
 
 
-MIN_REFRESH_INTERVAL_SECONDS: Final = 5.0
+MIN_REFRESH_INTERVAL_SECONDS: Final = 1.0
 HEALTH_INTERVALS: Final = 3
 
 

@@ -63,26 +63,23 @@ class SecretValues:
         return found
 
 
-@pytest.fixture
-def secret_values() -> SecretValues:
-    return SecretValues()
-
-
 @pytest.fixture(autouse=True)
-def _secrecy_guard(
-    request: pytest.FixtureRequest, capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
-) -> Iterator[None]:
+def _secrecy_guard(capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture) -> Iterator[SecretValues]:
     _PROCESS_OUTPUTS.clear()
-    yield
-    guard: SecretValues = (
-        request.getfixturevalue("secret_values") if "secret_values" in request.fixturenames else SecretValues()
-    )
+    guard = SecretValues()
+    yield guard
     out, err = capfd.readouterr()
     guard.outputs += [out.encode(), err.encode(), caplog.text.encode(), *_PROCESS_OUTPUTS]
     sys.stdout.write(out)
     sys.stderr.write(err)
     leaks = guard.leaks()
     assert not leaks, f"secret values leaked into output: {leaks}"
+
+
+@pytest.fixture
+def secret_values(_secrecy_guard: SecretValues) -> SecretValues:
+    """Register every value a test seeds: ``secret_values.add(value)`` returns the value."""
+    return _secrecy_guard
 
 
 # --- moto -------------------------------------------------------------------------------------------------

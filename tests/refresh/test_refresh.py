@@ -1,0 +1,257 @@
+"""Refresh mode end to end: the real process, kept running against the moto server."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import SIDECAR, SecretValues, record_process_output, run_sidecar, sidecar_env, snapshot
+
+pytestmark = pytest.mark.slow
+
+
+class Sidecar:
+    """A long-running sidecar process whose log events can be awaited."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.process = subprocess.Popen([SIDECAR], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.events: list[dict[str, Any]] = []
+        self.raw: list[bytes] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.raw.append(line)
+            if line.startswith(b"{"):
+                self.events.append(json.loads(line))
+
+    def wait_for(self, event: str, count: int = 1, timeout: float = 20) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            matches = [e for e in self.events if e["event"] == event]
+            if len(matches) >= count:
+                return matches[count - 1]
+            if self.process.poll() is not None and not self._reader.is_alive():
+                break
+            time.sleep(0.05)
+        raise AssertionError(f"no {event!r} #{count} within {timeout}s; events: {[e['event'] for e in self.events]}")
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        code = self.process.wait(timeout=10)
+        self._reader.join(timeout=5)
+        assert self.process.stderr is not None and self.process.stdout is not None
+        if not self.process.stderr.closed:
+            record_process_output(b"".join(self.raw), self.process.stderr.read())
+            self.process.stderr.close()
+            self.process.stdout.close()
+        return code
+
+
+@pytest.fixture
+def sidecars() -> Iterator[list[Sidecar]]:
+    started: list[Sidecar] = []
+    yield started
+    for sidecar in started:
+        if sidecar.process.poll() is None:
+            sidecar.process.kill()
+        sidecar.stop()
+
+
+def start(sidecars: list[Sidecar], env: dict[str, str]) -> Sidecar:
+    sidecar = Sidecar(env)
+    sidecars.append(sidecar)
+    return sidecar
+
+
+@pytest.fixture
+def seeded(aws: Any, secret_values: SecretValues) -> dict[str, str]:
+    db = aws.secretsmanager.create_secret(
+        Name="app/db", SecretString=secret_values.add(json.dumps({"username": "app", "password": "pw-one-111"}))
+    )
+    aws.ssm.put_parameter(Name="/app/token", Value=secret_values.add("token-one-111"), Type="SecureString")
+    aws.s3.create_bucket(Bucket="cfg", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    aws.s3.put_object(Bucket="cfg", Key="app.conf", Body=secret_values.add(b"conf-one-111"))
+    return {"db": db["ARN"], "token": "/app/token", "conf": "s3://cfg/app.conf"}
+
+
+def refresh_env(moto: str, out: Path, refs: dict[str, str], **extra: str) -> dict[str, str]:
+    secrets = [
+        {"name": "password", "valueFrom": f"{refs['db']}:password::"},
+        {"name": "token", "valueFrom": refs["token"]},
+        {"name": "app.conf", "valueFrom": refs["conf"]},
+        {"name": "dsn", "template": "postgresql://{{ db.username }}:{{ db.password | url }}@db/app",
+         "inputs": {"db": refs["db"]}},
+    ]
+    return sidecar_env(moto, SIDECAR_OUTPUT_DIR=str(out), SIDECAR_SECRETS=json.dumps(secrets),
+                       SIDECAR_REFRESH_INTERVAL="1", **extra)
+
+
+def read_set(out: Path) -> dict[str, bytes]:
+    return {name: (out / name).read_bytes() for name in ("password", "token", "app.conf", "dsn", "..version")}
+
+
+def test_rotation_reaches_the_files_within_an_interval(
+    moto: str, aws: Any, seeded: dict[str, str], tmp_path: Path, secret_values: SecretValues, sidecars: list[Sidecar]
+) -> None:
+    sidecar = start(sidecars, refresh_env(moto, tmp_path, seeded))
+    sidecar.wait_for("refresh_started")
+    assert read_set(tmp_path) == {"password": b"pw-one-111", "token": b"token-one-111", "app.conf": b"conf-one-111",
+                                  "dsn": b"postgresql://app:pw-one-111@db/app", "..version": b"1\n"}
+    sidecar.wait_for("refresh_check")
+    assert [e for e in sidecar.events if e["event"] == "refreshed"] == []
+
+    aws.secretsmanager.put_secret_value(
+        SecretId=seeded["db"], SecretString=secret_values.add(json.dumps({"username": "app", "password": "pw/two"}))
+    )
+    aws.ssm.put_parameter(Name="/app/token", Value=secret_values.add("token-two-222"), Type="SecureString",
+                          Overwrite=True)
+    aws.s3.put_object(Bucket="cfg", Key="app.conf", Body=secret_values.add(b"conf-two-222"))
+    refreshed = sidecar.wait_for("refreshed", timeout=10)
+    assert refreshed["generation"] == 2
+    assert len(refreshed["changed"]) == 3
+    assert read_set(tmp_path) == {"password": b"pw/two", "token": b"token-two-222", "app.conf": b"conf-two-222",
+                                  "dsn": b"postgresql://app:pw%2Ftwo@db/app", "..version": b"2\n"}
+    manifest = json.loads((tmp_path / "..manifest.json").read_bytes())
+    assert manifest["generation"] == 2
+    assert sidecar.stop() == 0
+    assert sidecar.events[-1]["event"] == "stopped"
+
+
+def test_checks_ask_for_versions_not_values(
+    moto: str, seeded: dict[str, str], tmp_path: Path, secret_values: SecretValues, sidecars: list[Sidecar]
+) -> None:
+    sidecar = start(sidecars, refresh_env(moto, tmp_path, seeded))
+    started = sidecar.wait_for("refresh_started")
+    assert started["check_calls_per_cycle"] == 3  # one DescribeSecret, one GetParameters, one HeadObject
+    assert started["check_calls_per_hour"] == 3 * 3600
+    sidecar.wait_for("refresh_check", count=2)
+    sidecar.stop()
+    first_check = next(i for i, e in enumerate(sidecar.events) if e["event"] == "refresh_started")
+    operations = sorted({e["operation"] for e in sidecar.events[first_check:] if e["event"] == "api_call"})
+    assert operations == ["DescribeSecret", "GetParameters", "HeadObject"]
+
+
+def test_readers_always_see_one_whole_set(
+    moto: str, aws: Any, seeded: dict[str, str], tmp_path: Path, secret_values: SecretValues, sidecars: list[Sidecar]
+) -> None:
+    sidecar = start(sidecars, refresh_env(moto, tmp_path, seeded))
+    sidecar.wait_for("refresh_started")
+    seen: set[tuple[bytes, bytes]] = set()
+    stop = threading.Event()
+
+    def read_through_data_link() -> None:
+        while not stop.is_set():
+            try:
+                payload = tmp_path / os.readlink(tmp_path / "..data")
+                seen.add(((payload / "password").read_bytes(), (payload / "token").read_bytes()))
+            except FileNotFoundError:
+                continue  # the previous payload was removed after the swap: read again through the new link
+
+    reader = threading.Thread(target=read_through_data_link)
+    reader.start()
+    try:
+        for round_number in range(2, 5):
+            password = secret_values.add(f"pw-round-{round_number}")
+            aws.secretsmanager.put_secret_value(
+                SecretId=seeded["db"], SecretString=json.dumps({"username": "app", "password": password})
+            )
+            aws.ssm.put_parameter(Name="/app/token", Value=secret_values.add(f"tk-round-{round_number}"),
+                                  Type="SecureString", Overwrite=True)
+            sidecar.wait_for("refreshed", count=round_number - 1, timeout=10)
+    finally:
+        stop.set()
+        reader.join()
+    sidecar.stop()
+    consistent = {(b"pw-one-111", b"token-one-111")} | {
+        (f"pw-round-{n}".encode(), f"tk-round-{n}".encode()) for n in range(2, 5)
+    }
+    assert seen <= consistent, f"mixed or partial sets observed: {seen - consistent}"
+    assert len(seen) >= 2
+
+
+def test_a_failing_refresh_keeps_the_files_and_the_health_check_tells(
+    moto: str, aws: Any, seeded: dict[str, str], tmp_path: Path, secret_values: SecretValues, sidecars: list[Sidecar]
+) -> None:
+    env = refresh_env(moto, tmp_path, seeded, SIDECAR_HEALTH_MAX_AGE="3")
+    sidecar = start(sidecars, env)
+    sidecar.wait_for("refresh_started")
+    healthy = run_sidecar(env, "healthcheck", guard=secret_values)
+    assert (healthy.code, healthy.stdout.startswith("healthy: generation 1")) == (0, True)
+    before = snapshot(tmp_path)
+
+    aws.secretsmanager.delete_secret(SecretId=seeded["db"], ForceDeleteWithoutRecovery=True)
+    failed = sidecar.wait_for("refresh_failed", timeout=10)
+    assert failed["error"] == "fetch_error"
+    assert "ResourceNotFoundException" in failed["reason"]
+    time.sleep(3.5)
+    unhealthy = run_sidecar(env, "healthcheck", guard=secret_values)
+    assert unhealthy.code == 1
+    assert unhealthy.stdout.startswith("unhealthy: last good refresh")
+    assert "ResourceNotFoundException" in unhealthy.stdout
+    after = {k: v for k, v in snapshot(tmp_path).items() if not k.startswith("..health")}
+    assert after == {k: v for k, v in before.items() if not k.startswith("..health")}
+    assert sidecar.process.poll() is None  # still running, still trying
+    assert sidecar.stop() == 0
+
+
+def test_healthcheck_before_the_first_commit_and_outside_refresh_mode(
+    moto: str, seeded: dict[str, str], tmp_path: Path, secret_values: SecretValues
+) -> None:
+    env = refresh_env(moto, tmp_path, seeded)
+    result = run_sidecar(env, "healthcheck", guard=secret_values)
+    assert (result.code, result.stdout.strip()) == (1, "unhealthy: no health record yet: the first commit has not happened")
+    once = {k: v for k, v in env.items() if k != "SIDECAR_REFRESH_INTERVAL"}
+    assert run_sidecar(once, "healthcheck", guard=secret_values).code == 1
+
+
+def test_sigterm_stops_promptly_with_exit_0(
+    moto: str, seeded: dict[str, str], tmp_path: Path, secret_values: SecretValues, sidecars: list[Sidecar]
+) -> None:
+    env = refresh_env(moto, tmp_path, seeded)
+    env["SIDECAR_REFRESH_INTERVAL"] = "300"
+    sidecar = start(sidecars, env)
+    sidecar.wait_for("refresh_started")
+    started = time.monotonic()
+    assert sidecar.stop() == 0
+    assert time.monotonic() - started < 3
+    assert (tmp_path / "password").read_bytes() == b"pw-one-111"
+
+
+def test_the_app_is_notified_by_command_and_by_signal(
+    moto: str, aws: Any, seeded: dict[str, str], tmp_path: Path, secret_values: SecretValues, sidecars: list[Sidecar]
+) -> None:
+    out, marker = tmp_path / "out", tmp_path / "notified"
+    out.mkdir()
+    app_binary = tmp_path / f"app{os.getpid() % 100000}"  # a unique process name: nothing else gets the signal
+    shutil.copy("/bin/sleep", app_binary)
+    app = subprocess.Popen([str(app_binary), "60"])
+    try:
+        command = json.dumps(["/bin/sh", "-c", f'echo "$SIDECAR_GENERATION $SIDECAR_OUTPUT_DIR" >> {marker}'])
+        env = refresh_env(moto, out, seeded, SIDECAR_NOTIFY_COMMAND=command, SIDECAR_NOTIFY_SIGNAL="HUP",
+                          SIDECAR_NOTIFY_PROCESS=app_binary.name)
+        sidecar = start(sidecars, env)
+        sidecar.wait_for("refresh_started")
+        assert not marker.exists()  # the first commit happens before the app starts: nothing to tell
+        aws.ssm.put_parameter(Name="/app/token", Value=secret_values.add("token-notify-3"), Type="SecureString",
+                              Overwrite=True)
+        sidecar.wait_for("refreshed", timeout=10)
+        sidecar.wait_for("notified", count=2)
+        assert marker.read_text() == f"2 {out}\n"
+        assert app.wait(timeout=5) == -signal.SIGHUP
+    finally:
+        app.kill()
+        app.wait()
