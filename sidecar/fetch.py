@@ -130,8 +130,9 @@ class Fetcher:
                 done, pending = wait(pending, timeout=self._deadline.remaining(), return_when=FIRST_COMPLETED)
                 if not done:
                     raise FetchError(
-                        f"deadline of {self._deadline.seconds:g}s (SIDECAR_TIMEOUT) passed with "
-                        f"{len(pending)} API call(s) still unanswered; {len(outcomes)} value(s) fetched"
+                        # The deadline holds what was left of SIDECAR_TIMEOUT after start-up, not the setting.
+                        f"the SIDECAR_TIMEOUT deadline passed with {len(pending)} API call(s) still unanswered "
+                        f"after {self._deadline.seconds:.1f}s of fetching; {len(outcomes)} value(s) fetched"
                     )
                 for future in done:
                     results, follow_ups = future.result()
