@@ -1,0 +1,361 @@
+"""Fleet start-up: many tasks start at once and share one account's API quotas. Which batching strategy wins?
+
+    .venv/bin/python bench/fleet.py            the matrix and the sweep; writes docs/fleet-results.md and docs/fleet.png
+    .venv/bin/python bench/fleet.py --quick    the matrix only, printed
+
+A discrete-event simulation, not processes. What is real: the project's planner (``sidecar.plan.make_plan`` on
+real references, with ``sm_batch`` auto/always/never and the concurrency), its retry policy (``sidecar.fetch``:
+MAX_ATTEMPTS, full-jitter exponential backoff with BACKOFF_MULTIPLIER_SECONDS and BACKOFF_MAX_SECONDS, the window
+computed by tenacity's own ``wait_exponential``; no attempt that could not finish MIN_ATTEMPT_SECONDS before the
+deadline) and the deadline (60 s from process start). What is modelled:
+
+- each task starts at a uniformly random moment of the start window, spends ``startup_s`` starting the process,
+  then runs its plan with ``concurrency`` workers; a call holds its worker through its retries and back-off sleeps,
+  as the sidecar's thread pool does;
+- every attempt takes one round trip (``rtt_s``) and reaches AWS half-way through it, where one token bucket per
+  operation (per account and region) lets it through or throttles it (``ThrottlingException``, retried);
+- buckets refill at the quota's rate and hold one second of it (the burst size AWS uses is not published);
+- a task succeeds when every call succeeded; it fails when a call runs out of attempts or of time. As in the
+  sidecar, the other calls of a failing task still run (and still spend quota).
+
+``split`` is a strategy the sidecar does not implement: batch like ``always``, but when a BatchGetSecretValue
+call is throttled, fetch its secrets with one GetSecretValue each instead of retrying the batch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import heapq
+import math
+import random
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from tenacity import wait_exponential  # noqa: E402
+
+from sidecar.fetch import BACKOFF_MAX_SECONDS, BACKOFF_MULTIPLIER_SECONDS, MAX_ATTEMPTS, MIN_ATTEMPT_SECONDS  # noqa: E402
+from sidecar.plan import Call, make_plan  # noqa: E402
+from sidecar.references import parse_value_from  # noqa: E402
+
+REGION = "eu-west-1"
+ACCOUNT = "123456789012"
+DEADLINE_SECONDS = 60.0  # SIDECAR_TIMEOUT's default
+CONCURRENCY = 8  # SIDECAR_CONCURRENCY's default
+QUOTAS: Mapping[str, float] = {  # requests per second per account and region
+    "BatchGetSecretValue": 100.0,
+    "GetSecretValue": 10_000.0,
+    "GetParameters": 40.0,
+}
+STRATEGIES = ("never", "auto", "always", "split")
+_WINDOW = wait_exponential(multiplier=BACKOFF_MULTIPLIER_SECONDS, max=BACKOFF_MAX_SECONDS)
+
+
+def backoff_window(attempt_number: int) -> float:
+    """The upper end of the full-jitter sleep after failed attempt ``attempt_number``, as tenacity computes it
+    for ``wait_random_exponential`` (which then sleeps uniformly between 0 and this)."""
+    return float(_WINDOW(SimpleNamespace(attempt_number=attempt_number)))  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class Scenario:
+    tasks: int
+    secrets: int  # Secrets Manager secrets per task, all AWSCURRENT
+    parameters: int = 0  # SSM parameters per task
+    window_s: float = 10.0  # every task starts within this many seconds
+    rtt_s: float = 0.025
+    startup_s: float = 0.3  # process start to the first API call
+    deadline_s: float = DEADLINE_SECONDS
+    concurrency: int = CONCURRENCY
+
+
+@dataclass
+class Result:
+    scenario: Scenario
+    strategy: str
+    planned_calls: int  # the planner's calls for the whole fleet
+    calls: Counter[str] = field(default_factory=Counter)  # attempts that reached AWS, by operation
+    throttled: Counter[str] = field(default_factory=Counter)
+    completion_s: list[float] = field(default_factory=list)  # per successful task, from its start
+    failed_retries: int = 0  # tasks with a call that ran out of attempts
+    failed_deadline: int = 0  # tasks with a call that ran out of time
+    last_done_s: float = 0.0  # from the first task's start until the last task has its secrets (or failed)
+
+    @property
+    def failed(self) -> int:
+        return self.failed_retries + self.failed_deadline
+
+    def percentile(self, q: float) -> float:
+        if not self.completion_s:
+            return math.nan
+        ordered = sorted(self.completion_s)
+        return ordered[min(len(ordered) - 1, math.ceil(q * len(ordered)) - 1)]
+
+
+def plan(secrets: int, parameters: int, strategy: str, concurrency: int = CONCURRENCY) -> tuple[Call, ...]:
+    """The sidecar's own plan for a task with that many secrets and parameters."""
+    references = [f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:app/secret-{i:03d}-AbCdEf"
+                  for i in range(secrets)]
+    references += [f"/app/parameter-{i:03d}" for i in range(parameters)]
+    targets = [parse_value_from(r, REGION).target for r in references]
+    sm_batch = "always" if strategy == "split" else strategy
+    return make_plan(targets, sm_batch, concurrency)  # type: ignore[arg-type]
+
+
+class _Bucket:
+    def __init__(self, rate: float, burst_s: float = 1.0) -> None:
+        self.rate = rate
+        self.capacity = max(1.0, rate * burst_s)
+        self.tokens = self.capacity
+        self.last = 0.0
+
+    def take(self, now: float) -> bool:
+        self.tokens = min(self.capacity, self.tokens + (now - self.last) * self.rate)
+        self.last = now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return True
+        return False
+
+
+@dataclass
+class _Task:
+    started: float
+    queue: list[Call]
+    in_flight: int = 0
+    failed: str | None = None
+
+
+def simulate(scenario: Scenario, strategy: str, quotas: Mapping[str, float] = QUOTAS, seed: int = 1,
+             max_attempts: int = MAX_ATTEMPTS) -> Result:  # noqa: PLR0915 - one event loop and its handlers
+    """One fleet start-up; deterministic for a given seed. ``max_attempts`` other than the sidecar's own is for
+    asking what a longer retry budget would change."""
+    rng = random.Random(seed)  # noqa: S311 - a seeded simulation, not cryptography
+    calls = plan(scenario.secrets, scenario.parameters, strategy, scenario.concurrency)
+    result = Result(scenario, strategy, planned_calls=len(calls) * scenario.tasks)
+    buckets = {op: _Bucket(rate) for op, rate in quotas.items()}
+    events: list[tuple[float, int, Callable[..., None], tuple[object, ...]]] = []
+    sequence = 0
+
+    def at(when: float, action: Callable[..., None], *args: object) -> None:
+        nonlocal sequence
+        sequence += 1
+        heapq.heappush(events, (when, sequence, action, args))
+
+    def start_task(now: float, task: _Task) -> None:
+        fill_workers(now, task)
+
+    def fill_workers(now: float, task: _Task) -> None:
+        while task.queue and task.in_flight < scenario.concurrency:
+            call = task.queue.pop(0)
+            task.in_flight += 1
+            attempt(now, task, call, 1)
+
+    def attempt(now: float, task: _Task, call: Call, number: int) -> None:
+        at(now + scenario.rtt_s / 2, arrive, task, call, number)
+
+    def arrive(now: float, task: _Task, call: Call, number: int) -> None:
+        result.calls[call.operation] += 1
+        bucket = buckets.get(call.operation)
+        if bucket is None or bucket.take(now):
+            at(now + scenario.rtt_s / 2, call_done, task)
+            return
+        result.throttled[call.operation] += 1
+        at(now + scenario.rtt_s / 2, throttled, task, call, number)
+
+    def throttled(now: float, task: _Task, call: Call, number: int) -> None:
+        if strategy == "split" and call.operation == "BatchGetSecretValue":
+            task.queue += [Call(call.service, call.region, "GetSecretValue", (t,)) for t in call.targets]
+            call_done(now, task)
+            return
+        sleep = rng.uniform(0, backoff_window(number))
+        remaining = task.started + scenario.deadline_s - now
+        if number >= max_attempts:
+            task.failed = task.failed or "retries"
+            call_done(now, task)
+        elif remaining - sleep < MIN_ATTEMPT_SECONDS:
+            task.failed = task.failed or "deadline"
+            call_done(now, task)
+        else:
+            at(now + sleep, attempt, task, call, number + 1)
+
+    def call_done(now: float, task: _Task) -> None:
+        task.in_flight -= 1
+        fill_workers(now, task)
+        if task.in_flight or task.queue:
+            return
+        result.last_done_s = max(result.last_done_s, now)
+        if task.failed == "retries":
+            result.failed_retries += 1
+        elif task.failed == "deadline" or now - task.started > scenario.deadline_s:
+            result.failed_deadline += 1
+        else:
+            result.completion_s.append(now - task.started)
+
+    starts = sorted(rng.uniform(0, scenario.window_s) for _ in range(scenario.tasks))
+    for started in starts:
+        at(started + scenario.startup_s, start_task, _Task(started, list(calls)))
+    while events:
+        now, _, action, args = heapq.heappop(events)
+        action(now, *args)
+    result.last_done_s -= starts[0] if starts else 0.0
+    return result
+
+
+# --- the report -------------------------------------------------------------------------------------------
+
+MATRIX = [
+    Scenario(tasks=500, secrets=5),
+    Scenario(tasks=500, secrets=25),
+    Scenario(tasks=2000, secrets=5),
+    Scenario(tasks=2000, secrets=25),
+    Scenario(tasks=2000, secrets=10),
+    Scenario(tasks=500, secrets=5, parameters=5),
+]
+RETRY_BUDGET = [  # the same fleets with the sidecar's attempts, and with attempts limited by the deadline alone
+    (Scenario(tasks=1000, secrets=25), "auto"),
+    (Scenario(tasks=2000, secrets=10), "auto"),
+    (Scenario(tasks=500, secrets=5, parameters=5), "never"),
+    (Scenario(tasks=1000, secrets=5, parameters=5), "never"),
+]
+UNTIL_DEADLINE = 10_000  # attempts: in effect, only the deadline stops retrying
+SWEEP_TASKS = (100, 250, 500, 1000, 2000, 4000)
+SWEEP_SECRETS = (5, 10, 25)
+
+
+def _ops(counter: Counter[str]) -> str:
+    short = {"BatchGetSecretValue": "Batch", "GetSecretValue": "Get", "GetParameters": "Params"}
+    return " ".join(f"{short.get(op, op)} {n}" for op, n in sorted(counter.items())) or "0"
+
+
+def table(results: Iterable[Result]) -> str:
+    rows = [
+        "| tasks in 10 s | secrets per task | strategy | plan calls per task | task done p50 s | p99 s | max s | "
+        "last task done s | calls made | throttled | failed tasks |",
+        "|---:|---|---|---|---:|---:|---:|---:|---|---|---:|",
+    ]
+    for r in results:
+        s = r.scenario
+        per_task = Counter(c.operation for c in plan(s.secrets, s.parameters, r.strategy, s.concurrency))
+        what = f"{s.secrets} SM" + (f" + {s.parameters} SSM" if s.parameters else "")
+        failed = f"{r.failed}" + (f" ({r.failed_retries} retries, {r.failed_deadline} deadline)" if r.failed else "")
+        rows.append(
+            f"| {s.tasks} | {what} | {r.strategy} | {_ops(per_task)} | {r.percentile(0.5):.2f} | "
+            f"{r.percentile(0.99):.2f} | {r.percentile(1.0):.2f} | {r.last_done_s:.1f} | "
+            f"{sum(r.calls.values())} | {sum(r.throttled.values())} | {failed} |"
+        )
+    return "\n".join(rows)
+
+
+def retry_budget_table(seed: int) -> str:
+    rows = ["| tasks in 10 s | secrets per task | strategy | attempts | task done p50 s | p99 s | max s | "
+            "throttled | failed tasks |", "|---:|---|---|---|---:|---:|---:|---:|---:|"]
+    for scenario, strategy in RETRY_BUDGET:
+        for attempts in (MAX_ATTEMPTS, UNTIL_DEADLINE):
+            r = simulate(scenario, strategy, seed=seed, max_attempts=attempts)
+            what = f"{scenario.secrets} SM" + (f" + {scenario.parameters} SSM" if scenario.parameters else "")
+            label = f"{attempts} (the sidecar's)" if attempts == MAX_ATTEMPTS else "until the deadline"
+            rows.append(f"| {scenario.tasks} | {what} | {strategy} | {label} | {r.percentile(0.5):.2f} | "
+                        f"{r.percentile(0.99):.2f} | {r.percentile(1.0):.2f} | {sum(r.throttled.values())} | "
+                        f"{r.failed} |")
+    return "\n".join(rows)
+
+
+def plot_sweep(sweep: dict[tuple[int, int, str], Result], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    colors = {"never": "#2ca02c", "auto": "#1f77b4", "always": "#d62728", "split": "#9467bd"}
+    styles = {"never": "-", "auto": "--", "always": "-", "split": ":"}
+    fig, axes = plt.subplots(2, len(SWEEP_SECRETS), figsize=(5 * len(SWEEP_SECRETS), 7.5), sharex=True)
+    for col, secrets in enumerate(SWEEP_SECRETS):
+        for strategy in STRATEGIES:
+            runs = [sweep[(tasks, secrets, strategy)] for tasks in SWEEP_TASKS]
+            label = strategy + (" (not implemented)" if strategy == "split" else "")
+            axes[0][col].plot(SWEEP_TASKS, [r.percentile(0.99) for r in runs], styles[strategy], marker="o",
+                              color=colors[strategy], label=label)
+            axes[1][col].plot(SWEEP_TASKS, [100 * r.failed / r.scenario.tasks for r in runs], styles[strategy],
+                              marker="o", color=colors[strategy], label=label)
+        axes[0][col].set_title(f"{secrets} Secrets Manager secrets per task")
+        axes[0][col].set_ylabel("p99 task time to secrets, s (successful tasks)")
+        axes[0][col].set_yscale("log")
+        axes[1][col].set_ylabel("tasks failed, %")
+        axes[1][col].set_xlabel("tasks starting within 10 s (one account and region)")
+        for row in axes:
+            row[col].set_xscale("log")
+            row[col].grid(True, which="both", alpha=0.3)
+            row[col].legend(fontsize=8)
+    fig.suptitle("Fleet start-up against BatchGetSecretValue 100/s and GetSecretValue 10,000/s "
+                 "(25 ms round trip, sidecar retry policy, 60 s deadline)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="the matrix only, printed; no files written")
+    parser.add_argument("--out", type=Path, default=ROOT / "docs", help="where fleet-results.md and fleet.png go")
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args(argv)
+    started = time.monotonic()
+    matrix = [simulate(s, strategy, seed=args.seed) for s in MATRIX for strategy in STRATEGIES]
+    print(table(matrix))
+    if args.quick:
+        return 0
+    sweep = {(tasks, secrets, strategy): simulate(Scenario(tasks=tasks, secrets=secrets), strategy, seed=args.seed)
+             for tasks in SWEEP_TASKS for secrets in SWEEP_SECRETS for strategy in STRATEGIES}
+    sweep_rows = ["| tasks in 10 s | secrets | " + " | ".join(f"{s}: p99 s / failed" for s in STRATEGIES) + " |",
+                  "|---:|---:|" + "---|" * len(STRATEGIES)]
+    for secrets in SWEEP_SECRETS:
+        for tasks in SWEEP_TASKS:
+            cells = [f"{sweep[(tasks, secrets, s)].percentile(0.99):.2f} / {sweep[(tasks, secrets, s)].failed}"
+                     for s in STRATEGIES]
+            sweep_rows.append(f"| {tasks} | {secrets} | " + " | ".join(cells) + " |")
+    print()
+    print("\n".join(sweep_rows))
+    budget = retry_budget_table(args.seed)
+    print()
+    print(budget)
+    args.out.mkdir(parents=True, exist_ok=True)
+    plot_sweep(sweep, args.out / "fleet.png")
+    elapsed = time.monotonic() - started
+    (args.out / "fleet-results.md").write_text("\n".join([
+        "# Fleet start-up simulation results",
+        "",
+        f"Generated by `bench/fleet.py` (seed {args.seed}, {elapsed:.0f} s); the discussion is in "
+        "[performance.md](performance.md#fleet-start-up).",
+        "",
+        f"Quotas per second: {', '.join(f'{op} {rate:g}' for op, rate in QUOTAS.items())}; buckets hold one "
+        f"second of quota. Round trip 25 ms, process start-up 0.3 s, concurrency {CONCURRENCY}, "
+        f"{MAX_ATTEMPTS} attempts, back-off window {BACKOFF_MULTIPLIER_SECONDS:g} s doubling to "
+        f"{BACKOFF_MAX_SECONDS:g} s, deadline {DEADLINE_SECONDS:g} s. Task times are from the task's start; "
+        "\"last task done\" is from the first task's start.",
+        "",
+        table(matrix),
+        "",
+        "## Sweep (plotted in fleet.png)",
+        "",
+        "\n".join(sweep_rows),
+        "",
+        "## Retry budget",
+        "",
+        budget,
+        "",
+    ]))
+    print(f"\nwrote {args.out / 'fleet-results.md'} and {args.out / 'fleet.png'} in {elapsed:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
