@@ -72,7 +72,7 @@ def test_second_run_replaces_the_whole_set(aws: Any, outdir: Path, secret_values
     assert os.readlink(outdir / "..data") == new_payload
     assert visible(outdir) == {"api": b"set-api-1", "db/password": b"set-pass-2", "db/user": b"set-user-2",
                                "new": b"set-new-2"}
-    assert sorted(os.listdir(outdir)) == sorted(["..data", "..manifest.json", new_payload, "api", "db", "new"])
+    assert sorted(os.listdir(outdir)) == sorted(["..data", "..manifest.json", "..version", new_payload, "api", "db", "new"])
     assert sorted(e["name"] for e in result.events if e["event"] == "file_removed") == ["gone", "nested"]
     manifest = json.loads((outdir / "..manifest.json").read_bytes())
     assert sorted(e["name"] for e in manifest["entries"]) == ["api", "db", "new"]
