@@ -15,31 +15,9 @@ import pytest
 from tests.conftest import DUMMY_CREDENTIALS, REGION, SecretValues, run_sidecar, sidecar_env
 from tests.e2e.faultproxy import FaultProxy
 
-# The previous run's set that "loses nothing" tests start from. Its values are not seeded by the tests that
-# use it, so a leak of them is checked here, once.
+# The values of the previous run's set that "loses nothing" tests start from: registered with the secrecy guard
+# for the whole session, like every seeded value.
 PREVIOUS_VALUES = ("previous-db-user", "previous-db-pa55", "previous-api-k3y")
-
-
-@pytest.fixture(scope="module")
-def _module_secret_values() -> SecretValues:
-    return SecretValues()
-
-
-@pytest.fixture(scope="module")
-def secret_values(_module_secret_values: SecretValues) -> SecretValues:
-    """The secrecy guard's record, alive until the guard has checked it.
-
-    The root ``_secrecy_guard`` looks ``secret_values`` up while it is torn down, which comes after every
-    function-scoped fixture of the test has been torn down; a module-scoped record is still there then.
-    ``_fresh_secret_values`` empties it before each test, so every test is checked against its own values.
-    """
-    return _module_secret_values
-
-
-@pytest.fixture(autouse=True)
-def _fresh_secret_values(_module_secret_values: SecretValues) -> None:
-    _module_secret_values.values.clear()
-    _module_secret_values.outputs.clear()
 
 
 @pytest.fixture
@@ -67,6 +45,8 @@ def open_outdir() -> Iterator[Path]:
 @pytest.fixture(scope="session")
 def _previous_template(moto_endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A directory holding a set committed by a real run: expanded JSON secret, plain parameter, manifest."""
+    for value in PREVIOUS_VALUES:
+        SecretValues().add(value)
     session = boto3.Session(region_name=REGION, aws_access_key_id=DUMMY_CREDENTIALS["AWS_ACCESS_KEY_ID"],
                             aws_secret_access_key=DUMMY_CREDENTIALS["AWS_SECRET_ACCESS_KEY"])
     sm = session.client("secretsmanager", endpoint_url=moto_endpoint)
