@@ -134,8 +134,10 @@ class _Task:
     failed: str | None = None
 
 
-def simulate(scenario: Scenario, strategy: str, quotas: Mapping[str, float] = QUOTAS, seed: int = 1,
-             max_attempts: int = MAX_ATTEMPTS) -> Result:  # noqa: PLR0915 - one event loop and its handlers
+def simulate(  # noqa: PLR0915 - one event loop and its handlers
+    scenario: Scenario, strategy: str, quotas: Mapping[str, float] = QUOTAS, seed: int = 1,
+    max_attempts: int = MAX_ATTEMPTS,
+) -> Result:
     """One fleet start-up; deterministic for a given seed. ``max_attempts`` other than the sidecar's own is for
     asking what a longer retry budget would change."""
     rng = random.Random(seed)  # noqa: S311 - a seeded simulation, not cryptography
