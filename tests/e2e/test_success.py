@@ -114,7 +114,7 @@ def test_stage_and_version_id_pins_and_partial_arn(aws: Any, outdir: Path, secre
     assert (outdir / "partial-previous").read_bytes() == b"first-version-value"
     assert {c["operation"] for c in api_calls(result)} == {"GetSecretValue"}
     manifest = json.loads((outdir / "..manifest.json").read_bytes())
-    versions = {e["name"]: e["versionId"] for e in manifest["entries"]}
+    versions = {e["name"]: e["source"]["versionId"] for e in manifest["entries"]}
     assert versions["by-id"] == first["VersionId"] == versions["previous"]
     assert versions["current"] != first["VersionId"]
 
@@ -399,9 +399,8 @@ def test_manifest_is_value_free_and_describes_the_set(aws: Any, outdir: Path, se
     records = {e["name"]: e for e in manifest["entries"]}
     assert set(records) == {"db", "pw", "param"}
     assert records["pw"]["source"] == {"service": "secretsmanager", "region": REGION,
-                                       "valueFrom": f"{created['ARN']}:password::"}
-    assert records["pw"]["versionId"] == created["VersionId"]
-    assert records["param"]["versionId"] == "1"
+                                       "valueFrom": f"{created['ARN']}:password::", "versionId": created["VersionId"]}
+    assert records["param"]["source"]["versionId"] == "1"
     assert records["pw"]["files"] == [{"path": "pw", "bytes": len("manifest-password"), "mode": "0400",
                                        "uid": os.getuid(), "gid": os.getgid()}]
     assert {f["path"]: f["bytes"] for f in records["db"]["files"]} == {"db/user": 13, "db/password": 17}
