@@ -276,21 +276,28 @@ def plot_sweep(sweep: dict[tuple[int, int, str], Result], path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FixedLocator, NullFormatter, ScalarFormatter
 
-    colors = {"never": "#2ca02c", "auto": "#1f77b4", "always": "#d62728", "split": "#9467bd"}
-    styles = {"never": "-", "auto": "--", "always": "-", "split": ":"}
+    style = {  # auto coincides with never or always: hollow squares keep it visible on top of them
+        "never": {"color": "#2ca02c", "linestyle": "-", "marker": "o", "linewidth": 2},
+        "always": {"color": "#d62728", "linestyle": "-", "marker": "o", "linewidth": 2},
+        "auto": {"color": "#1f77b4", "linestyle": "--", "marker": "s", "markersize": 10, "fillstyle": "none"},
+        "split": {"color": "#9467bd", "linestyle": ":", "marker": "^", "markersize": 7},
+    }
     fig, axes = plt.subplots(2, len(SWEEP_SECRETS), figsize=(5 * len(SWEEP_SECRETS), 7.5), sharex=True)
     for col, secrets in enumerate(SWEEP_SECRETS):
-        for strategy in STRATEGIES:
+        for strategy in ("never", "always", "split", "auto"):
             runs = [sweep[(tasks, secrets, strategy)] for tasks in SWEEP_TASKS]
             label = strategy + (" (not implemented)" if strategy == "split" else "")
-            axes[0][col].plot(SWEEP_TASKS, [r.percentile(0.99) for r in runs], styles[strategy], marker="o",
-                              color=colors[strategy], label=label)
-            axes[1][col].plot(SWEEP_TASKS, [100 * r.failed / r.scenario.tasks for r in runs], styles[strategy],
-                              marker="o", color=colors[strategy], label=label)
+            axes[0][col].plot(SWEEP_TASKS, [r.percentile(0.99) for r in runs], label=label, **style[strategy])
+            axes[1][col].plot(SWEEP_TASKS, [100 * r.failed / r.scenario.tasks for r in runs], label=label,
+                              **style[strategy])
+        axes[0][col].set_yscale("log")
+        axes[0][col].yaxis.set_major_locator(FixedLocator([0.3, 0.4, 0.5, 1, 2, 5, 10]))
+        axes[0][col].yaxis.set_major_formatter(ScalarFormatter())
+        axes[0][col].yaxis.set_minor_formatter(NullFormatter())
         axes[0][col].set_title(f"{secrets} Secrets Manager secrets per task")
         axes[0][col].set_ylabel("p99 task time to secrets, s (successful tasks)")
-        axes[0][col].set_yscale("log")
         axes[1][col].set_ylabel("tasks failed, %")
         axes[1][col].set_xlabel("tasks starting within 10 s (one account and region)")
         for row in axes:
