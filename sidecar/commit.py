@@ -50,8 +50,15 @@ class Committed:
 
 def preflight(output_dir: str, owners: set[tuple[int, int]]) -> None:
     """Fail before any API call when the files could not be written anyway."""
-    if not os.path.isdir(output_dir):
-        raise WriteError(f"output directory {output_dir} does not exist (mount the secrets volume there)")
+    try:
+        info = os.stat(output_dir)
+    except FileNotFoundError:
+        raise WriteError(f"output directory {output_dir} does not exist (mount the secrets volume there)") from None
+    except OSError as exc:  # e.g. a parent directory the sidecar's uid cannot search
+        reason = "permission denied on a parent directory" if exc.errno == errno.EACCES else exc.strerror
+        raise WriteError(f"output directory {output_dir} cannot be reached by uid {os.geteuid()}: {reason}") from None
+    if not stat.S_ISDIR(info.st_mode):
+        raise WriteError(f"output directory {output_dir} is not a directory")
     if not os.access(output_dir, os.W_OK | os.X_OK):
         raise WriteError(
             f"output directory {output_dir} is not writable by uid {os.geteuid()} "
