@@ -244,3 +244,38 @@ def test_nul_in_a_value_with_an_env_file(aws: Any, previous: Path, secret_values
     arn = aws.secretsmanager.create_secret(Name="app/nul", SecretBinary=secret_values.add(b"before\x00after"))["ARN"]
     env = _env_with(aws.endpoint, previous, [{"name": "WITH_NUL", "valueFrom": arn}], SIDECAR_ENV_FILE="app.env")
     _run_bad(previous, secret_values, env, 3, "'WITH_NUL'", "NUL byte")
+
+
+def test_output_directory_behind_an_unsearchable_parent_is_not_called_missing(
+    aws: Any, open_outdir: Path, secret_values: SecretValues
+) -> None:
+    aws.ssm.put_parameter(Name="/app/a", Value=secret_values.add("value-never-fetched"), Type="String")
+    private = open_outdir / "private"
+    target = private / "secrets"
+    target.mkdir(parents=True)
+    os.chown(target, NOBODY, NOBODY)
+    private.chmod(0o700)  # root's: the sidecar's uid cannot reach what is inside
+    env = sidecar_env(aws.endpoint, SIDECAR_OUTPUT_DIR=str(target),
+                      SIDECAR_SECRETS=secrets_json({"name": "a", "valueFrom": "/app/a"}))
+
+    result = run_as(env, uid=NOBODY, gid=NOBODY, guard=secret_values)
+
+    failed = assert_failed(result, 4, str(target), "permission denied")
+    assert "does not exist" not in failed["reason"]
+    assert api_calls(result) == []
+
+
+def test_output_path_that_is_a_file_is_not_called_missing(
+    aws: Any, tmp_path: Path, secret_values: SecretValues
+) -> None:
+    aws.ssm.put_parameter(Name="/app/a", Value=secret_values.add("value-never-fetched"), Type="String")
+    file = tmp_path / "a-file"
+    file.write_bytes(b"not a directory")
+    env = sidecar_env(aws.endpoint, SIDECAR_OUTPUT_DIR=str(file),
+                      SIDECAR_SECRETS=secrets_json({"name": "a", "valueFrom": "/app/a"}))
+
+    result = run_sidecar(env, guard=secret_values)
+
+    assert_failed(result, 4, str(file), "is not a directory")
+    assert api_calls(result) == []
+    assert file.read_bytes() == b"not a directory"

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.conftest import SecretValues, run_sidecar, sidecar_env
-from tests.e2e.helpers import api_calls, assert_ok, secrets_json
+from tests.e2e.helpers import api_calls, assert_failed, assert_ok, secrets_json
 
 
 def _env(aws: Any, outdir: Path, entries: list[dict[str, Any]], **settings: str) -> dict[str, str]:
@@ -94,3 +94,24 @@ def test_more_than_ten_parameters_are_split_into_batches_of_ten(
     assert sorted(c["ids"] for c in calls) == [3, 10, 10]
     for index in range(23):
         assert (outdir / f"p{index:02d}").read_bytes() == f"param-value-{22 - index:02d}".encode()
+
+
+def test_batch_errors_map_to_their_entries(aws: Any, outdir: Path, secret_values: SecretValues) -> None:
+    (present, value), = _seed_secrets(aws, secret_values, 1)
+    missing = present.replace("batch/s00", "batch/never-created")[: -len("-AbCdEf")] + "-ZyXwVu"
+    entries = [{"name": "present", "valueFrom": present},
+               {"name": "maybe", "valueFrom": missing, "optional": True}]
+
+    optional = run_sidecar(_env(aws, outdir, entries, SIDECAR_SM_BATCH="always"), guard=secret_values)
+
+    assert_ok(optional)
+    assert [(c["operation"], c["ids"]) for c in api_calls(optional)] == [("BatchGetSecretValue", 2)]
+    assert (outdir / "present").read_bytes() == value.encode()
+    (skipped,) = [e for e in optional.events if e["event"] == "optional_skipped"]
+    assert skipped["name"] == "maybe" and "ResourceNotFoundException" in skipped["reason"]
+
+    entries[1]["optional"] = False
+    required = run_sidecar(_env(aws, outdir, entries, SIDECAR_SM_BATCH="always"), guard=secret_values)
+
+    failed = assert_failed(required, 3, "'maybe'", "batch/never-created", "was not found (ResourceNotFoundException)")
+    assert "present" not in failed["reason"]

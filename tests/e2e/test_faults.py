@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
@@ -10,7 +11,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import REGION, SecretValues, run_sidecar, sidecar_env
-from tests.e2e.faultproxy import FaultProxy, json_error, latency, s3_error, stall
+from tests.e2e.faultproxy import FaultProxy, json_error, latency, rewrite, s3_error, stall
 from tests.e2e.helpers import api_calls, assert_failed, assert_ok, full_state, secrets_json
 
 GET_SECRET = "secretsmanager.GetSecretValue"
@@ -191,3 +192,33 @@ def test_a_stall_past_the_deadline_fails_naming_it(
     assert elapsed < 2 + 3
     assert proxy.seen_for(GET_SECRET) and {s.action for s in proxy.seen_for(GET_SECRET)} == {"stalled"}
     assert full_state(previous) == before
+
+
+def _throttle_one_batch_item(secret_id_fragment: str) -> Any:
+    """A BatchGetSecretValue answer in which AWS throttled one item: it moves from SecretValues to Errors."""
+
+    def transform(request: bytes, response: bytes) -> bytes:
+        document = json.loads(response)
+        requested = [i for i in json.loads(request)["SecretIdList"] if secret_id_fragment in i]
+        document["SecretValues"] = [v for v in document["SecretValues"] if secret_id_fragment not in v["ARN"]]
+        document["Errors"] = [{"SecretId": requested[0], "ErrorCode": "ThrottlingException", "Message": "Rate exceeded"}]
+        return json.dumps(document).encode()
+
+    return transform
+
+
+def test_a_throttled_batch_item_is_fetched_again_on_its_own(
+    aws: Any, outdir: Path, proxy: FaultProxy, secret_values: SecretValues
+) -> None:
+    arns = [_secret(aws, secret_values, f"fault/item{i}", f"batch-item-value-{i}") for i in range(3)]
+    proxy.add(rewrite(BATCH_GET, _throttle_one_batch_item("fault/item1")))
+    entries = [{"name": f"item{i}", "valueFrom": arn} for i, arn in enumerate(arns)]
+
+    result = run_sidecar(_env(proxy, outdir, *entries, SIDECAR_SM_BATCH="always"), guard=secret_values)
+
+    assert_ok(result)
+    assert [(c["operation"], c["ids"]) for c in api_calls(result)] == [("BatchGetSecretValue", 3), ("GetSecretValue", 1)]
+    for index in range(3):
+        assert (outdir / f"item{index}").read_bytes() == f"batch-item-value-{index}".encode()
+    (single,) = proxy.seen_for(GET_SECRET)
+    assert single.action == "forwarded"
