@@ -46,6 +46,7 @@ _PAYLOAD = re.compile(r"^\.\.\d{4}_\d\d_\d\d_\d\d_\d\d_\d\d\.\d{6}\.[a-z0-9]+$")
 class Committed:
     payload: str  # the new payload directory's name
     removed: tuple[str, ...]  # top-level names of the previous set that are no longer present
+    kept: tuple[str, ...] = ()  # old payloads that could not be removed (e.g. written by another uid)
 
 
 def preflight(output_dir: str, owners: set[tuple[int, int]]) -> None:
@@ -91,15 +92,16 @@ def commit(
     except OSError as exc:
         raise _write_error(exc, output_dir) from None
     try:
-        _clean_leftovers(root)
+        kept = _clean_leftovers(root, output_dir)
         _check_conflicts(root, top_level)
         payload = _build_payload(root, [*files, *internal], dir_uid, dir_gid, output_dir)
         previous = _swap(root, payload, output_dir)
         removed = _link_names(root, top_level, output_dir)
-        if previous and previous != payload:
-            _remove_payload(root, previous)
+        # The new set is committed: an old payload that cannot be removed is left for a later run, not an error.
+        if previous and previous != payload and not _try_remove_payload(root, previous):
+            kept.append(previous)
         os.fsync(root)
-        return Committed(payload, removed)
+        return Committed(payload, removed, tuple(kept))
     finally:
         os.close(root)
 
@@ -121,14 +123,20 @@ def _entries(root: int) -> list[str]:
     return os.listdir(root)
 
 
-def _clean_leftovers(root: int) -> None:
-    """Remove what an interrupted run left: a temporary link, payloads ``..data`` does not point to."""
+def _clean_leftovers(root: int, output_dir: str) -> list[str]:
+    """Remove what an interrupted run left: a temporary link, payloads ``..data`` does not point to.
+    Returns the payloads that could not be removed; they do not stop a run."""
     current = _current_payload(root)
+    kept = []
     for name in _entries(root):
         if name == DATA_TMP_LINK:
-            os.unlink(name, dir_fd=root)
-        elif _PAYLOAD.match(name) and name != current:
-            _remove_payload(root, name)
+            try:
+                os.unlink(name, dir_fd=root)
+            except OSError as exc:  # not a link: something the sidecar did not create
+                raise _write_error(exc, f"{output_dir}/{DATA_TMP_LINK}") from None
+        elif _PAYLOAD.match(name) and name != current and not _try_remove_payload(root, name):
+            kept.append(name)
+    return kept
 
 
 def _current_payload(root: int) -> str | None:
@@ -137,6 +145,14 @@ def _current_payload(root: int) -> str | None:
     except (FileNotFoundError, OSError):
         return None
     return target if _PAYLOAD.match(target) else None
+
+
+def _try_remove_payload(root: int, name: str) -> bool:
+    try:
+        _remove_payload(root, name)
+    except OSError:
+        return False
+    return True
 
 
 def _remove_payload(root: int, name: str) -> None:
