@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -12,10 +13,12 @@ import pytest
 
 from tests.conftest import SecretValues, run_sidecar, sidecar_env, snapshot
 from tests.e2e.helpers import (
+    NOBODY,
     assert_failed,
     assert_ok,
     full_state,
     payload_dirs,
+    run_as,
     run_with_file_size_limit,
     secrets_json,
     visible,
@@ -223,3 +226,40 @@ def test_existing_regular_file_with_an_entry_name_is_a_conflict(
 
     assert_failed(result, 4, "'api'", "did not create")
     assert full_state(outdir) == before
+
+
+def test_old_payload_the_sidecar_cannot_remove_does_not_fail_a_committed_run(
+    aws: Any, open_outdir: Path, _previous_template: Path, secret_values: SecretValues
+) -> None:
+    # A set written by root (files 0400, directories 0755 owned by root); now the sidecar runs as another uid
+    # that owns the output directory: it can swap the set in, but not empty root's old payload.
+    shutil.copytree(_previous_template, open_outdir, symlinks=True, dirs_exist_ok=True)
+    (old_payload,) = payload_dirs(open_outdir)
+    os.chown(open_outdir, NOBODY, NOBODY)
+    aws.ssm.put_parameter(Name="/set/api", Value=secret_values.add("non-root-new-set"), Type="SecureString")
+    env = _env(aws, open_outdir, {"name": "api", "valueFrom": "/set/api"})
+
+    result = run_as(env, uid=NOBODY, gid=NOBODY, guard=secret_values)
+
+    assert_ok(result)
+    assert visible(open_outdir) == {"api": b"non-root-new-set"}
+    assert old_payload in payload_dirs(open_outdir)  # left behind, unreachable through ..data
+    assert os.readlink(open_outdir / "..data") != old_payload
+
+    # A later run that can remove it does.
+    assert_ok(run_sidecar(env, guard=secret_values))
+    assert old_payload not in payload_dirs(open_outdir) and len(payload_dirs(open_outdir)) == 1
+
+
+def test_a_directory_named_data_tmp_is_a_write_error_not_a_crash(
+    aws: Any, previous: Path, secret_values: SecretValues
+) -> None:
+    (previous / "..data_tmp").mkdir()
+    (previous / "..data_tmp" / "keep").write_bytes(b"not the sidecar's")
+    aws.ssm.put_parameter(Name="/set/api", Value=secret_values.add("never-written-1"), Type="SecureString")
+    before = full_state(previous)
+
+    result = run_sidecar(_env(aws, previous, {"name": "api_key", "valueFrom": "/set/api"}), guard=secret_values)
+
+    assert_failed(result, 4, "..data_tmp", "previous contents are untouched")
+    assert full_state(previous) == before
