@@ -483,3 +483,42 @@ def test_check_prints_the_plan_without_network_access(outdir: Path, secret_value
     assert {f["name"]: f["mode"] for f in plan["files"]} == {"db_user": "0400", "db_pass": "0440", "api": "0400",
                                                                "cert": "0400"}
     assert os.listdir(outdir) == []
+
+
+def test_region_comes_from_the_arn(aws: Any, outdir: Path, secret_values: SecretValues) -> None:
+    import boto3
+
+    def client(service: str, region: str) -> Any:
+        return boto3.client(service, region_name=region, endpoint_url=aws.endpoint,
+                            aws_access_key_id="testing", aws_secret_access_key="testing")
+
+    arn = client("secretsmanager", "us-east-1").create_secret(
+        Name="far/db", SecretString=secret_values.add("value-in-us-east-1"))["ARN"]
+    client("ssm", "ap-southeast-2").put_parameter(Name="/far/p", Value=secret_values.add("value-in-sydney"),
+                                                   Type="SecureString")
+    entries = [{"name": "db", "valueFrom": arn},
+               {"name": "p", "valueFrom": parameter_arn("/far/p", region="ap-southeast-2")}]
+
+    result = run_sidecar(_env(aws, outdir, *entries), guard=secret_values)  # AWS_REGION is eu-west-1
+
+    assert_ok(result)
+    assert (outdir / "db").read_bytes() == b"value-in-us-east-1"
+    assert (outdir / "p").read_bytes() == b"value-in-sydney"
+    assert sorted((c["service"], c["region"]) for c in api_calls(result)) == [
+        ("secretsmanager", "us-east-1"), ("ssm", "ap-southeast-2")]
+
+
+def test_service_specific_endpoint_variables(aws: Any, outdir: Path, secret_values: SecretValues) -> None:
+    arn = aws.secretsmanager.create_secret(Name="ep/db", SecretString=secret_values.add("endpoint-sm-value"))["ARN"]
+    aws.ssm.put_parameter(Name="/ep/p", Value=secret_values.add("endpoint-ssm-value"), Type="SecureString")
+    # The generic endpoint goes nowhere: only the per-service variables can make this run succeed.
+    env = sidecar_env("http://127.0.0.1:9", SIDECAR_OUTPUT_DIR=str(outdir), SIDECAR_TIMEOUT="10",
+                      SIDECAR_SECRETS=secrets_json({"name": "db", "valueFrom": arn}, {"name": "p", "valueFrom": "/ep/p"}),
+                      AWS_ENDPOINT_URL_SECRETS_MANAGER=aws.endpoint, AWS_ENDPOINT_URL_SSM=aws.endpoint)
+
+    result = run_sidecar(env, guard=secret_values)
+
+    assert_ok(result)
+    assert (outdir / "db").read_bytes() == b"endpoint-sm-value"
+    assert (outdir / "p").read_bytes() == b"endpoint-ssm-value"
+    assert result.final["retries"] == 0
