@@ -33,7 +33,7 @@ def wait_for_moto() -> None:
 
 def reset_moto() -> None:
     """Start from empty state, so running the seed again (a second ``up``) gives the same result."""
-    request = urllib.request.Request(f"{ENDPOINT}/moto-api/reset", method="POST")
+    request = urllib.request.Request(f"{ENDPOINT}/moto-api/reset", method="POST")  # noqa: S310 - local fake
     with urllib.request.urlopen(request, timeout=5):  # noqa: S310 - local fake
         pass
 

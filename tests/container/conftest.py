@@ -134,7 +134,8 @@ class MotoContainer:
     network_endpoint: str = "http://moto:5000"  # for containers on the test network
 
     def reset(self) -> None:
-        request = urllib.request.Request(f"{self.host_endpoint}/moto-api/reset", method="POST")
+        url = f"{self.host_endpoint}/moto-api/reset"
+        request = urllib.request.Request(url, method="POST")  # noqa: S310 - loopback URL we built
         with urllib.request.urlopen(request, timeout=10):  # noqa: S310 - loopback URL we built
             pass
 

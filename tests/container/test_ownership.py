@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import ACCOUNT, REGION, SecretValues
-from tests.container.conftest import SIDECAR_UID, MotoContainer, run_in_app, run_sidecar_container, volume_tree
+from tests.container.conftest import SIDECAR_UID, run_in_app, run_sidecar_container, volume_tree
 
 pytestmark = [pytest.mark.container, pytest.mark.slow]
 
@@ -54,7 +54,7 @@ def seed_password(aws: Any, guard: SecretValues) -> tuple[str, bytes]:
 
 @pytest.mark.parametrize("case_name", list(CASES))
 def test_the_app_reads_and_nobody_else_does(
-    case_name: str, container_aws: Any, moto_container: MotoContainer, network: str, volume: str,
+    case_name: str, container_aws: Any, network: str, volume: str,
     secret_values: SecretValues,
 ) -> None:
     case = CASES[case_name]
@@ -79,7 +79,7 @@ def test_the_app_reads_and_nobody_else_does(
 
 
 def test_root_app_without_dac_override_cannot_read_the_default_files(
-    container_aws: Any, moto_container: MotoContainer, network: str, volume: str, secret_values: SecretValues,
+    container_aws: Any, network: str, volume: str, secret_values: SecretValues,
 ) -> None:
     """Case (1) relies on root's CAP_DAC_OVERRIDE: an app that drops all capabilities is an ordinary user
     and needs case (2) or (3) settings instead."""

@@ -12,7 +12,6 @@ from tests.conftest import ACCOUNT, REGION, SecretValues
 from tests.container.conftest import (
     SIDECAR_IMAGE,
     SIDECAR_UID,
-    MotoContainer,
     docker,
     fake_aws_env,
     run_in_app,
@@ -30,13 +29,15 @@ def seed_one_of_each(aws: Any, guard: SecretValues) -> dict[str, bytes]:
     aws.secretsmanager.create_secret(
         Name="app/db", SecretString=json.dumps({"username": "app_user", "password": password})
     )
-    binary = bytes(guard.add(bytes(range(256)) + b"\x00tail"))
+    binary = bytes(range(256)) + b"\x00tail"
+    guard.add(binary)
     aws.secretsmanager.create_secret(Name="app/signing", SecretBinary=binary)
     api_key = str(guard.add("ssm-api-key-91c2"))
     aws.ssm.put_parameter(Name="/app/api/key", Value=api_key, Type="SecureString")
     key_id = aws.kms.create_key(Description="objects")["KeyMetadata"]["KeyId"]
     aws.s3.create_bucket(Bucket="app-config", CreateBucketConfiguration={"LocationConstraint": REGION})
-    cert = bytes(guard.add(b"-----BEGIN CERTIFICATE-----\nc0ntainer\n-----END CERTIFICATE-----\n"))
+    cert = b"-----BEGIN CERTIFICATE-----\nc0ntainer\n-----END CERTIFICATE-----\n"
+    guard.add(cert)
     aws.s3.put_object(Bucket="app-config", Key="tls/cert.pem", Body=cert,
                       ServerSideEncryption="aws:kms", SSEKMSKeyId=key_id)
     head = aws.s3.head_object(Bucket="app-config", Key="tls/cert.pem")
@@ -68,7 +69,7 @@ def read_all(volume: str, names: list[str], user: str = "0:0") -> dict[str, byte
 
 
 def test_read_only_non_root_run_writes_every_kind_of_secret(
-    container_aws: Any, moto_container: MotoContainer, network: str, volume: str, secret_values: SecretValues
+    container_aws: Any, network: str, volume: str, secret_values: SecretValues
 ) -> None:
     expected = seed_one_of_each(container_aws, secret_values)
     # SIDECAR_SM_BATCH=always: the two secrets come from one BatchGetSecretValue call.
@@ -96,7 +97,7 @@ def test_read_only_non_root_run_writes_every_kind_of_secret(
 
 
 def test_single_calls_work_too(
-    container_aws: Any, moto_container: MotoContainer, network: str, volume: str, secret_values: SecretValues
+    container_aws: Any, network: str, volume: str, secret_values: SecretValues
 ) -> None:
     expected = seed_one_of_each(container_aws, secret_values)
     result = run_sidecar_container(network, volume, settings_for_each(SIDECAR_SM_BATCH="never"))
@@ -107,7 +108,7 @@ def test_single_calls_work_too(
 
 
 def test_kms_and_sts_clients_work_in_the_trimmed_image(
-    container_aws: Any, moto_container: MotoContainer, network: str
+    container_aws: Any, network: str
 ) -> None:
     """kms and sts models are kept for the credential chain and SSE-KMS: real calls through them work."""
     key_id = container_aws.kms.create_key(Description="probe")["KeyMetadata"]["KeyId"]
@@ -127,7 +128,7 @@ def test_kms_and_sts_clients_work_in_the_trimmed_image(
 
 
 def test_missing_secret_exits_3_and_writes_nothing(
-    container_aws: Any, moto_container: MotoContainer, network: str, volume: str
+    container_aws: Any, network: str, volume: str
 ) -> None:
     result = run_sidecar_container(
         network, volume, {"SIDECAR_SECRET_db": f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:absent"}
@@ -139,7 +140,7 @@ def test_missing_secret_exits_3_and_writes_nothing(
 
 
 def test_root_owned_mount_without_the_image_directory_exits_4(
-    container_aws: Any, moto_container: MotoContainer, network: str, volume: str, secret_values: SecretValues
+    container_aws: Any, network: str, volume: str, secret_values: SecretValues
 ) -> None:
     """Why the image declares /run/secrets: mounted anywhere else, a fresh volume is root's and 0755,
     and the non-root sidecar says so before any API call."""
@@ -153,7 +154,7 @@ def test_root_owned_mount_without_the_image_directory_exits_4(
 
 
 def test_non_root_sidecar_cannot_give_files_to_another_uid(
-    container_aws: Any, moto_container: MotoContainer, network: str, volume: str, secret_values: SecretValues
+    container_aws: Any, network: str, volume: str, secret_values: SecretValues
 ) -> None:
     seed_one_of_each(container_aws, secret_values)
     result = run_sidecar_container(network, volume, settings_for_each(SIDECAR_UID="2000", SIDECAR_GID="2000"))
