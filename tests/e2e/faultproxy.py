@@ -135,7 +135,7 @@ class _Handler(BaseHTTPRequestHandler):
         super().setup()
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the base class's name
+    def log_message(self, format: str, *args: object) -> None:
         pass  # quiet: the tests read the proxy's record instead
 
     def _handle(self) -> None:
@@ -187,7 +187,7 @@ class _Handler(BaseHTTPRequestHandler):
                              headers=headers)
             response = upstream.getresponse()
             payload = response.read()
-            if transform is not None and response.status == 200:  # noqa: PLR2004
+            if transform is not None and response.status == 200:
                 payload = transform(body, payload)
             response_headers = [(k, v) for k, v in response.getheaders() if k.lower() not in _HOP_BY_HOP]
         finally:
@@ -209,7 +209,7 @@ class _Handler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(body)
 
-    do_GET = do_POST = do_PUT = do_HEAD = do_DELETE = _handle  # noqa: N815 - http.server's naming
+    do_GET = do_POST = do_PUT = do_HEAD = do_DELETE = _handle
 
 
 class _Server(ThreadingHTTPServer):

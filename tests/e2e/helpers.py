@@ -171,7 +171,7 @@ def run_with_file_size_limit(env: Mapping[str, str], *args: str, limit: int, gua
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 
     completed = subprocess.run([SIDECAR, *args], env=dict(env), capture_output=True, timeout=timeout, check=False,
-                               preexec_fn=limit_file_size)  # noqa: PLW1509 - only setrlimit, before exec
+                               preexec_fn=limit_file_size)
     guard.outputs += [completed.stdout, completed.stderr]
     record_process_output(completed.stdout, completed.stderr)
     return SidecarResult(completed.returncode, completed.stdout.decode(), completed.stderr.decode())

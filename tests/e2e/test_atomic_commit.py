@@ -75,7 +75,8 @@ def test_second_run_replaces_the_whole_set(aws: Any, outdir: Path, secret_values
     assert os.readlink(outdir / "..data") == new_payload
     assert visible(outdir) == {"api": b"set-api-1", "db/password": b"set-pass-2", "db/user": b"set-user-2",
                                "new": b"set-new-2"}
-    assert sorted(os.listdir(outdir)) == sorted(["..data", "..manifest.json", "..version", new_payload, "api", "db", "new"])
+    assert sorted(os.listdir(outdir)) == sorted(
+        ["..data", "..manifest.json", "..version", new_payload, "api", "db", "new"])
     assert sorted(e["name"] for e in result.events if e["event"] == "file_removed") == ["gone", "nested"]
     manifest = json.loads((outdir / "..manifest.json").read_bytes())
     assert sorted(e["name"] for e in manifest["entries"]) == ["api", "db", "new"]
@@ -188,7 +189,7 @@ def test_planted_data_link_to_outside_is_replaced_and_outside_untouched(
     ("stale", "api"),  # an unrelated link pointing outside: left alone
 ])
 def test_planted_symlinks_are_never_followed(
-    planted: str, entry_name: str, aws: Any, outdir: Path, elsewhere: Path, secret_values: SecretValues
+    planted: str, entry_name: str, *, aws: Any, outdir: Path, elsewhere: Path, secret_values: SecretValues
 ) -> None:
     aws.ssm.put_parameter(Name="/set/api", Value=secret_values.add("planted-api-1"), Type="SecureString")
     if planted == "name":
@@ -208,7 +209,7 @@ def test_planted_symlinks_are_never_followed(
         assert os.readlink(outdir / "stale") == str(elsewhere / "file")
         assert (outdir / "api").read_bytes() == b"planted-api-1"
     else:
-        top = entry_name.split("/")[0]
+        top = entry_name.split("/", maxsplit=1)[0]
         assert_failed(result, 4, repr(top), "did not create")
         assert snapshot(outdir) == inside_before
         assert [e for e in result.events if e["event"] == "api_call"]  # fetched, then refused to write

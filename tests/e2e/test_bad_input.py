@@ -87,8 +87,9 @@ CONFIG_CASES: list[tuple[str, object, dict[str, str], tuple[str, ...]]] = [
     ("name-control-char", [{"name": "a\nb", "valueFrom": "/app/a"}], {}, ("control character",)),
     ("duplicate-names", [{"name": "a", "valueFrom": "/app/a"}, {"name": "a", "valueFrom": "/app/b"}], {},
      ("duplicate names", "'a' and 'a'")),
-    ("duplicate-after-nfc", [{"name": "caf\u00e9", "valueFrom": "/app/a"}, {"name": "cafe\u0301", "valueFrom": "/app/b"}],
-     {}, ("duplicate names", "are the same file")),
+    ("duplicate-after-nfc",
+     [{"name": "caf\u00e9", "valueFrom": "/app/a"}, {"name": "cafe\u0301", "valueFrom": "/app/b"}], {},
+     ("duplicate names", "are the same file")),
     ("duplicate-with-shorthand", [{"name": "TOKEN", "valueFrom": "/app/a"}], {"SIDECAR_SECRET_TOKEN": "/app/b"},
      ("duplicate names", "'TOKEN'")),
     ("file-and-directory", [{"name": "a", "valueFrom": "/app/a"}, {"name": "a/b", "valueFrom": "/app/b"}], {},
@@ -108,7 +109,7 @@ CONFIG_CASES: list[tuple[str, object, dict[str, str], tuple[str, ...]]] = [
 @pytest.mark.parametrize(("secrets", "settings", "fragments"), [case[1:] for case in CONFIG_CASES],
                          ids=[case[0] for case in CONFIG_CASES])
 def test_configuration_errors_exit_2(
-    secrets: object, settings: dict[str, str], fragments: tuple[str, ...],
+    secrets: object, settings: dict[str, str], fragments: tuple[str, ...], *,
     moto: str, previous: Path, secret_values: SecretValues,
 ) -> None:
     _run_bad(previous, secret_values, _env_with(moto, previous, secrets, **settings), 2, *fragments)
@@ -220,7 +221,7 @@ def test_json_key_missing_names_the_key_not_the_value(aws: Any, previous: Path, 
 ], ids=["json-key-not-json", "expand-not-json", "expand-list", "key-then-expand-string", "expand-key-escapes",
         "expand-key-reserved"])
 def test_json_secret_that_is_not_what_the_reference_needs(
-    value: str, entry: dict[str, Any], fragment: str, aws: Any, previous: Path, secret_values: SecretValues
+    value: str, entry: dict[str, Any], fragment: str, *, aws: Any, previous: Path, secret_values: SecretValues
 ) -> None:
     arn = aws.secretsmanager.create_secret(Name="app/shape", SecretString=secret_values.add(value))["ARN"]
     resolved = {**entry, "name": "shaped", "valueFrom": entry["valueFrom"].format(arn=arn)}

@@ -33,7 +33,7 @@ class _CredentialsEndpoint:
         endpoint = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            def do_GET(self) -> None:
                 endpoint.requests.append((self.path, self.headers.get("Authorization")))
                 found = self.path == "/creds"
                 self.send_response(200 if found else 404)
@@ -43,7 +43,7 @@ class _CredentialsEndpoint:
                 if found:
                     self.wfile.write(body)
 
-            def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+            def log_message(self, format: str, *args: object) -> None:
                 pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)

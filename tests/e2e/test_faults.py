@@ -37,7 +37,8 @@ def test_access_denied_is_not_retried_and_names_the_permission_and_arn(
     arn = _secret(aws, secret_values)
     proxy.add(json_error(GET_SECRET, "AccessDeniedException",
                          f"User: arn:aws:sts::123456789012:assumed-role/app-task/abc is not authorized to perform: "
-                         f"secretsmanager:GetSecretValue on resource: {arn} because no identity-based policy allows it"))
+                         f"secretsmanager:GetSecretValue on resource: {arn} because no identity-based policy "
+                         "allows it"))
     before = full_state(previous)
 
     result = run_sidecar(_env(proxy, previous, {"name": "db", "valueFrom": arn}), guard=secret_values)
@@ -201,7 +202,8 @@ def _throttle_one_batch_item(secret_id_fragment: str) -> Any:
         document = json.loads(response)
         requested = [i for i in json.loads(request)["SecretIdList"] if secret_id_fragment in i]
         document["SecretValues"] = [v for v in document["SecretValues"] if secret_id_fragment not in v["ARN"]]
-        document["Errors"] = [{"SecretId": requested[0], "ErrorCode": "ThrottlingException", "Message": "Rate exceeded"}]
+        document["Errors"] = [
+            {"SecretId": requested[0], "ErrorCode": "ThrottlingException", "Message": "Rate exceeded"}]
         return json.dumps(document).encode()
 
     return transform
@@ -217,7 +219,8 @@ def test_a_throttled_batch_item_is_fetched_again_on_its_own(
     result = run_sidecar(_env(proxy, outdir, *entries, SIDECAR_SM_BATCH="always"), guard=secret_values)
 
     assert_ok(result)
-    assert [(c["operation"], c["ids"]) for c in api_calls(result)] == [("BatchGetSecretValue", 3), ("GetSecretValue", 1)]
+    assert [(c["operation"], c["ids"]) for c in api_calls(result)] == [
+        ("BatchGetSecretValue", 3), ("GetSecretValue", 1)]
     for index in range(3):
         assert (outdir / f"item{index}").read_bytes() == f"batch-item-value-{index}".encode()
     (single,) = proxy.seen_for(GET_SECRET)

@@ -74,7 +74,9 @@ def test_json_keys_string_as_text_others_as_compact_sorted_json_in_one_call(
     assert [(c["operation"], c["ids"]) for c in api_calls(result)] == [("GetSecretValue", 1)]
 
 
-def test_binary_secret_is_written_raw_and_not_decoded_twice(aws: Any, outdir: Path, secret_values: SecretValues) -> None:
+def test_binary_secret_is_written_raw_and_not_decoded_twice(
+    aws: Any, outdir: Path, secret_values: SecretValues
+) -> None:
     raw = secret_values.add(bytes(range(256)) + b"\x00\xff")
     looks_like_base64 = secret_values.add(b"aGVsbG8td29ybGQ=")  # base64 of "hello-world": must stay as is
     raw_arn = aws.secretsmanager.create_secret(Name="app/key.bin", SecretBinary=raw)["ARN"]
@@ -246,7 +248,8 @@ def test_s3_objects_plain_sse_kms_and_pinned_version(aws: Any, outdir: Path, sec
 def test_expand_writes_one_file_per_key(aws: Any, outdir: Path, secret_values: SecretValues) -> None:
     document = {"user": "expand-user", "password": "expand-p@ss", "port": 7654321, "debug": False,
                 "opts": {"z": [3, 2], "a": None}, ".pgpass": "host:5432:*:u:pw-dotfile"}
-    arn = aws.secretsmanager.create_secret(Name="app/expand", SecretString=secret_values.add(json.dumps(document)))["ARN"]
+    value = secret_values.add(json.dumps(document))
+    arn = aws.secretsmanager.create_secret(Name="app/expand", SecretString=value)["ARN"]
 
     result = run_sidecar(_env(aws, outdir, {"name": "db", "valueFrom": arn, "expand": True, "mode": "0440"}),
                          guard=secret_values)
@@ -357,7 +360,8 @@ def test_optional_missing_secrets_are_skipped_with_a_warning(
 
 
 def test_duplicate_references_are_fetched_once(aws: Any, outdir: Path, secret_values: SecretValues) -> None:
-    arn = aws.secretsmanager.create_secret(Name="app/shared", SecretString=secret_values.add('{"a": "shared-a-1", "b": "shared-b-2"}'))["ARN"]
+    value = secret_values.add('{"a": "shared-a-1", "b": "shared-b-2"}')
+    arn = aws.secretsmanager.create_secret(Name="app/shared", SecretString=value)["ARN"]
     aws.ssm.put_parameter(Name="/app/shared", Value=secret_values.add("shared-param"), Type="String")
     entries = [
         {"name": "whole", "valueFrom": arn},
@@ -513,7 +517,8 @@ def test_service_specific_endpoint_variables(aws: Any, outdir: Path, secret_valu
     aws.ssm.put_parameter(Name="/ep/p", Value=secret_values.add("endpoint-ssm-value"), Type="SecureString")
     # The generic endpoint goes nowhere: only the per-service variables can make this run succeed.
     env = sidecar_env("http://127.0.0.1:9", SIDECAR_OUTPUT_DIR=str(outdir), SIDECAR_TIMEOUT="10",
-                      SIDECAR_SECRETS=secrets_json({"name": "db", "valueFrom": arn}, {"name": "p", "valueFrom": "/ep/p"}),
+                      SIDECAR_SECRETS=secrets_json({"name": "db", "valueFrom": arn},
+                                                   {"name": "p", "valueFrom": "/ep/p"}),
                       AWS_ENDPOINT_URL_SECRETS_MANAGER=aws.endpoint, AWS_ENDPOINT_URL_SSM=aws.endpoint)
 
     result = run_sidecar(env, guard=secret_values)
