@@ -11,6 +11,12 @@ from typing import Any, Final
 from sidecar.lint.finding import Finding, Severity
 from sidecar.lint.model import check_register_input
 from sidecar.lint.plaintext import check_plain_secrets
+from sidecar.lint.refresh import (
+    check_notify_pid_mode,
+    check_notify_uid,
+    check_refresh_essential,
+    check_refresh_health_check,
+)
 from sidecar.lint.rules import (
     check_app_dependency,
     check_secrets_volume,
@@ -28,13 +34,17 @@ RULES: Final[tuple[Rule, ...]] = (
     check_register_input,
     check_sidecar_present,
     check_sidecar_essential,
+    check_refresh_essential,
     check_sidecar_restart,
     check_app_dependency,
+    check_refresh_health_check,
     check_secrets_volume,
     check_task_role,
     check_sidecar_config,
     check_sidecar_user,
     check_sidecar_readonly_root,
+    check_notify_pid_mode,
+    check_notify_uid,
     check_plain_secrets,
 )
 _SEVERITY_ORDER: Final[dict[Severity, int]] = {"error": 0, "warning": 1}

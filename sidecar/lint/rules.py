@@ -13,6 +13,7 @@ from sidecar.lint.task import (
     Container,
     depends_on,
     is_essential,
+    is_refresh_mode,
     mount_points,
     output_dir,
     roles,
@@ -23,10 +24,20 @@ from sidecar.lint.task import (
 Task = Mapping[str, Any]
 ROOT_USERS: Final = frozenset({"0", "root"})
 SUCCESS: Final = "SUCCESS"
-_WRONG_CONDITION: Final = {
+HEALTHY: Final = "HEALTHY"
+_WRONG_FOR_RUN_ONCE: Final = {
     "COMPLETE": "COMPLETE starts the app even when the sidecar failed, without its secrets",
     "START": "START starts the app as soon as the sidecar starts, before the secrets are written",
-    "HEALTHY": "HEALTHY needs a health check on a container that exits, and is only evaluated at start-up",
+    "HEALTHY": "HEALTHY never becomes true for a run-once sidecar, which exits once the files are written "
+    "(a container that has exited passes no health check), so the app never starts; use SUCCESS, or set "
+    "SIDECAR_REFRESH_INTERVAL to keep the sidecar running (docs/rotation.md)",
+}
+_WRONG_FOR_REFRESH: Final = {
+    "SUCCESS": "SUCCESS waits for an exit that a refresh-mode sidecar never makes, so the app never starts "
+    "(and ECS refuses a SUCCESS dependency on an essential container)",
+    "COMPLETE": "COMPLETE waits for an exit that a refresh-mode sidecar never makes, so the app never starts "
+    "(and ECS refuses a COMPLETE dependency on an essential container)",
+    "START": "START starts the app as soon as the sidecar starts, before the first set of secrets is written",
 }
 
 
@@ -50,7 +61,7 @@ def check_sidecar_essential(task: Task) -> list[Finding]:
             "set \"essential\": false on the sidecar",
         )
         for name, container in roles(task).sidecars
-        if is_essential(container)
+        if is_essential(container) and not is_refresh_mode(container)
     ]
 
 
@@ -58,6 +69,8 @@ def check_sidecar_restart(task: Task) -> list[Finding]:
     findings = []
     for name, container in roles(task).sidecars:
         policy = container.get("restartPolicy")
+        if is_refresh_mode(container):
+            continue  # a long-running sidecar that ECS restarts after a crash keeps the files current
         if isinstance(policy, Mapping) and policy.get("enabled") is True:
             findings.append(Finding(
                 "sidecar-restart", "error", name,
@@ -71,21 +84,42 @@ def check_sidecar_restart(task: Task) -> list[Finding]:
 def check_app_dependency(task: Task) -> list[Finding]:
     findings = []
     found = roles(task)
-    for sidecar, _ in found.sidecars:
+    for sidecar, sidecar_container in found.sidecars:
+        refresh = is_refresh_mode(sidecar_container)
+        expected = HEALTHY if refresh else SUCCESS
         for app, container in found.apps:
             condition = depends_on(container).get(sidecar)
-            if condition == SUCCESS:
+            if condition == expected:
                 continue
-            if condition is None:
-                why = f"the app does not depend on {sidecar!r}, so it may start before the secrets are written"
-            else:
-                reason = _WRONG_CONDITION.get(str(condition), "only SUCCESS waits for the secrets to be written")
-                why = f"the app depends on {sidecar!r} with the condition {condition!r}: {reason}"
             findings.append(Finding(
-                "app-dependency", "error", app, why,
-                f"add {{\"containerName\": \"{sidecar}\", \"condition\": \"SUCCESS\"}} to its dependsOn",
+                "app-dependency", "error", app, _dependency_problem(sidecar, condition, refresh),
+                _dependency_fix(sidecar, refresh),
             ))
     return findings
+
+
+def _dependency_problem(sidecar: str, condition: object, refresh: bool) -> str:
+    if condition is None:
+        return f"the app does not depend on {sidecar!r}, so it may start before the secrets are written"
+    if refresh:
+        reason = _WRONG_FOR_REFRESH.get(
+            str(condition), "only HEALTHY waits for the first set of secrets from a refresh-mode sidecar"
+        )
+        return (
+            f"the app depends on {sidecar!r}, which runs in refresh mode (SIDECAR_REFRESH_INTERVAL is set), "
+            f"with the condition {condition!r}: {reason}"
+        )
+    reason = _WRONG_FOR_RUN_ONCE.get(str(condition), "only SUCCESS waits for the secrets to be written")
+    return f"the app depends on {sidecar!r} with the condition {condition!r}: {reason}"
+
+
+def _dependency_fix(sidecar: str, refresh: bool) -> str:
+    if refresh:
+        return (
+            f"add {{\"containerName\": \"{sidecar}\", \"condition\": \"HEALTHY\"}} to its dependsOn, with a "
+            f"healthCheck on {sidecar!r} that runs [\"CMD\", \"secrets-sidecar\", \"healthcheck\"]"
+        )
+    return f"add {{\"containerName\": \"{sidecar}\", \"condition\": \"SUCCESS\"}} to its dependsOn"
 
 
 def check_secrets_volume(task: Task) -> list[Finding]:

@@ -7,6 +7,7 @@ reports the malformation itself, and the other rules still run on what can be re
 from __future__ import annotations
 
 import posixpath
+import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
@@ -17,6 +18,11 @@ SIDECAR_IMAGE_MARKERS: Final = ("secrets-sidecar",)  # also matches ecs-secrets-
 SIDECAR_PROGRAM: Final = "secrets-sidecar"
 OUTPUT_DIR_ENV: Final = "SIDECAR_OUTPUT_DIR"
 OUTPUT_DIR_FLAG: Final = "--output-dir"
+REFRESH_ENV: Final = "SIDECAR_REFRESH_INTERVAL"
+REFRESH_FLAG: Final = "--refresh-interval"
+NOTIFY_SIGNAL_ENV: Final = "SIDECAR_NOTIFY_SIGNAL"
+NOTIFY_SIGNAL_FLAG: Final = "--notify-signal"
+HEALTHCHECK_COMMAND: Final = "healthcheck"
 
 Container = Mapping[str, Any]
 
@@ -117,15 +123,65 @@ def is_sidecar(container: Container) -> bool:
     return any(name.startswith(ENV_PREFIX) for name in environment(container))
 
 
-def output_dir(container: Container) -> str:
-    """The sidecar's output directory: ``--output-dir`` in its command, else SIDECAR_OUTPUT_DIR, else default."""
+def flag_value(container: Container, flag: str) -> str | None:
+    """The value of ``flag`` (``--flag value`` or ``--flag=value``) in the sidecar's command, else None."""
     words = sidecar_arguments(container)
     for position, word in enumerate(words):
-        if word == OUTPUT_DIR_FLAG and position + 1 < len(words):
+        if word == flag and position + 1 < len(words):
             return words[position + 1]
-        if word.startswith(OUTPUT_DIR_FLAG + "="):
+        if word.startswith(flag + "="):
             return word.split("=", 1)[1]
-    return environment(container).get(OUTPUT_DIR_ENV) or DEFAULT_OUTPUT_DIR
+    return None
+
+
+def setting(container: Container, flag: str, variable: str) -> str | None:
+    """A sidecar setting as the sidecar reads it: the command's flag wins over the environment variable."""
+    from_flag = flag_value(container, flag)
+    return from_flag if from_flag is not None else environment(container).get(variable)
+
+
+def output_dir(container: Container) -> str:
+    """The sidecar's output directory: ``--output-dir`` in its command, else SIDECAR_OUTPUT_DIR, else default."""
+    return setting(container, OUTPUT_DIR_FLAG, OUTPUT_DIR_ENV) or DEFAULT_OUTPUT_DIR
+
+
+def is_refresh_mode(container: Container) -> bool:
+    """A sidecar with a refresh interval (``--refresh-interval`` or SIDECAR_REFRESH_INTERVAL) keeps running."""
+    return bool(setting(container, REFRESH_FLAG, REFRESH_ENV))
+
+
+def notifies_by_signal(container: Container) -> bool:
+    return bool(setting(container, NOTIFY_SIGNAL_FLAG, NOTIFY_SIGNAL_ENV))
+
+
+def health_check_words(container: Container) -> list[str] | None:
+    """The words of the container's ``healthCheck`` command (``CMD`` or ``CMD-SHELL``), None without one."""
+    check = container.get("healthCheck")
+    command = check.get("command") if isinstance(check, Mapping) else None
+    if not isinstance(command, list) or not command:
+        return None
+    words = [word for word in command if isinstance(word, str)]
+    if words[:1] == ["CMD-SHELL"]:
+        try:
+            return shlex.split(" ".join(words[1:]))
+        except ValueError:
+            return words[1:]
+    return words[1:] if words[:1] == ["CMD"] else words
+
+
+def runs_sidecar_healthcheck(words: list[str]) -> bool:
+    """Whether ``words`` run ``secrets-sidecar healthcheck`` (the program by any path)."""
+    return any(
+        posixpath.basename(word) == SIDECAR_PROGRAM and words[position + 1 : position + 2] == [HEALTHCHECK_COMMAND]
+        for position, word in enumerate(words)
+    )
+
+
+def user_id(container: Container) -> int | None:
+    """The numeric uid in the container's ``user`` (``uid`` or ``uid:gid``); None when absent or symbolic."""
+    user = container.get("user")
+    uid = user.split(":", 1)[0] if isinstance(user, str) else ""
+    return int(uid) if uid.isdigit() else None
 
 
 def same_path(left: object, right: str) -> bool:

@@ -17,6 +17,11 @@ def good_task() -> dict[str, Any]:
     return copy.deepcopy(json.loads((EXAMPLES / "fargate.json").read_text()))
 
 
+def refresh_task() -> dict[str, Any]:
+    """A fresh copy of the Fargate refresh-mode example, which passes every rule."""
+    return copy.deepcopy(json.loads((EXAMPLES / "fargate-refresh.json").read_text()))
+
+
 def container(task: dict[str, Any], name: str) -> dict[str, Any]:
     matches = [c for c in task["containerDefinitions"] if c.get("name") == name]
     assert len(matches) == 1
@@ -26,6 +31,11 @@ def container(task: dict[str, Any], name: str) -> dict[str, Any]:
 def set_env(task: dict[str, Any], name: str, variable: str, value: str) -> None:
     entries = container(task, name).setdefault("environment", [])
     entries[:] = [e for e in entries if e["name"] != variable] + [{"name": variable, "value": value}]
+
+
+def unset_env(task: dict[str, Any], name: str, variable: str) -> None:
+    entries = container(task, name).get("environment", [])
+    entries[:] = [e for e in entries if e["name"] != variable]
 
 
 def hits(task: dict[str, Any], rule: str) -> list[Finding]:

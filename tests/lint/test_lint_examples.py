@@ -25,7 +25,7 @@ IAM = EXAMPLES / "iam"
 
 
 def test_the_examples_are_where_the_docs_say() -> None:
-    assert {p.name for p in TASK_DEFINITIONS} == {"fargate.json", "ec2-tmpfs.json"}
+    assert {p.name for p in TASK_DEFINITIONS} == {"fargate.json", "fargate-refresh.json", "ec2-tmpfs.json"}
 
 
 @pytest.mark.parametrize("path", TASK_DEFINITIONS, ids=lambda p: p.name)

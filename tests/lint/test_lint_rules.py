@@ -116,7 +116,7 @@ def test_a_restarting_sidecar_is_an_error_and_a_disabled_policy_is_not() -> None
         ([], "does not depend on 'sidecar'"),
         ([{"containerName": "sidecar", "condition": "COMPLETE"}], "starts the app even when the sidecar failed"),
         ([{"containerName": "sidecar", "condition": "START"}], "before the secrets are written"),
-        ([{"containerName": "sidecar", "condition": "HEALTHY"}], "needs a health check"),
+        ([{"containerName": "sidecar", "condition": "HEALTHY"}], "never becomes true for a run-once sidecar"),
         ([{"containerName": "other", "condition": "SUCCESS"}], "does not depend on 'sidecar'"),
     ],
 )
