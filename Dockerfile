@@ -35,8 +35,9 @@ LABEL org.opencontainers.image.title="ecs-secrets-sidecar" \
       org.opencontainers.image.base.name="docker.io/library/python:3.13-slim"
 
 # No installer in the runtime image: pip, setuptools, wheel and ensurepip's bundled wheels go.
-# uid/gid 10001: fixed, so task definitions and volume ownership can name it; above the ranges that
-# distributions hand out to system (<1000) and interactive (1000-9999) users, so it matches no one else.
+# uid/gid 10001: fixed, so task definitions and file ownership can name it; above the system accounts
+# (< 1000) and the first users that images and hosts create (1000, 1001, ...), so it is nobody else by accident.
+# The passwd entry makes ECS "user": "10001" run with gid 10001 (without one, the gid would be 0).
 # /run/secrets is owned by it: Docker (and ECS for a task's bind-mount volume) copies the ownership of the
 # image's directory into an empty volume mounted there, which lets the non-root sidecar write into it.
 RUN python -m pip uninstall --yes --quiet pip setuptools wheel \
