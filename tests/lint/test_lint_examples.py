@@ -171,8 +171,10 @@ def test_the_task_role_policy_grants_exactly_what_the_sidecar_calls() -> None:
     by_action = {s["Action"]: s for s in statements}
     assert set(by_action) == {
         "secretsmanager:GetSecretValue", "secretsmanager:BatchGetSecretValue", "ssm:GetParameters",
-        "s3:GetObject", "kms:Decrypt",
+        "s3:GetObject", "kms:Decrypt", "secretsmanager:DescribeSecret",
     }
+    # Refresh mode checks the same secrets for new versions that GetSecretValue reads.
+    assert by_action["secretsmanager:DescribeSecret"]["Resource"] == by_action["secretsmanager:GetSecretValue"]["Resource"]
     # BatchGetSecretValue supports no resource-level permission; every other action is scoped.
     assert by_action["secretsmanager:BatchGetSecretValue"]["Resource"] == "*"
     for action, statement in by_action.items():
