@@ -21,9 +21,9 @@ BOTOCORE_DATA = {
 }
 
 
-def probe(script: str) -> dict[str, Any]:
+def probe(script: str, *options: str) -> dict[str, Any]:
     """Run a Python snippet in the image, read-only and offline; it prints one JSON document."""
-    completed = docker("run", "--rm", "--read-only", "--network", "none", "--entrypoint", "python",
+    completed = docker("run", "--rm", "--read-only", "--network", "none", *options, "--entrypoint", "python",
                        SIDECAR_IMAGE, "-c", textwrap.dedent(script))
     result: dict[str, Any] = json.loads(completed.stdout)
     return result
@@ -57,6 +57,14 @@ def test_runs_as_fixed_user_and_owns_only_the_output_directory(images: tuple[str
         "ids": [SIDECAR_UID, SIDECAR_UID], "name": "sidecar",
         "output": [SIDECAR_UID, SIDECAR_UID, "0o755"], "writable_code": False,
     }
+
+
+@pytest.mark.parametrize(("user", "ids"), [("10001", [SIDECAR_UID, SIDECAR_UID]), ("10001:3000", [SIDECAR_UID, 3000])])
+def test_ecs_user_forms_give_the_expected_groups(images: tuple[str, str], user: str, ids: list[int]) -> None:
+    """ECS "user": "10001" takes gid 10001 from the image's passwd entry (without one it would be 0);
+    "10001:3000" has group 3000 and no other, which is what the files can be given to."""
+    script = "import json, os; print(json.dumps({'ids': [os.getuid(), os.getgid()], 'groups': os.getgroups()}))"
+    assert probe(script, "--user", user) == {"ids": ids, "groups": [ids[1]]}
 
 
 def test_no_installer_and_no_compiler(images: tuple[str, str]) -> None:
