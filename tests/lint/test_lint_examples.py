@@ -69,7 +69,7 @@ def test_cfn_lint_accepts_the_template() -> None:
 @pytest.mark.slow
 def test_cfn_lint_rejects_a_broken_copy_of_the_template(tmp_path: Path) -> None:
     broken = tmp_path / "broken.yaml"
-    broken.write_text(TEMPLATE.read_text().replace("Condition: SUCCESS", "Condition: SUCCES"))
+    broken.write_text(TEMPLATE.read_text().replace("HEALTHY, SUCCESS]", "HEALTHY, SUCCES]"))
     result = _cfn_lint(broken)
     assert result.returncode != 0
     assert "E3030" in result.stdout
@@ -84,29 +84,52 @@ PSEUDO_PARAMETERS = {
 USER_KEYED_MAPS = {"Options", "DriverOpts", "Labels", "DockerLabels", "SecretOptions"}
 
 
-def _template_task_definition() -> dict[str, Any]:
-    """The template's task definition as RegisterTaskDefinition input, parameters at their defaults."""
+NO_VALUE = object()
+
+
+def _template_resource(name: str, overrides: dict[str, str]) -> Any:
+    """A resource's properties with the template's functions resolved: parameters at their defaults unless
+    overridden, AWS::NoValue removed."""
     from cfnlint.decode import decode
 
     template, problems = decode(str(TEMPLATE))
     assert not problems
     values: dict[str, object] = {**PSEUDO_PARAMETERS}
     values.update({name: p["Default"] for name, p in template["Parameters"].items()})
+    values.update(overrides)
+
+    def condition(node: Any) -> bool:
+        if isinstance(node, str):
+            return condition(template["Conditions"][node])
+        (function, argument), = node.items()
+        if function == "Fn::Not":
+            return not condition(argument[0])
+        assert function == "Fn::Equals", function
+        return bool(resolve(argument[0]) == resolve(argument[1]))
 
     def resolve(node: Any) -> Any:
         if isinstance(node, dict) and len(node) == 1:
             (function, argument), = node.items()
             if function == "Ref":
-                return str(values.get(argument, f"placeholder-{argument}"))
+                return NO_VALUE if argument == "AWS::NoValue" else str(values.get(argument, f"placeholder-{argument}"))
             if function == "Fn::GetAtt":
                 return f"arn:aws:iam::123456789012:role/{argument[0]}"
             if function == "Fn::Sub":
                 return re.sub(r"\$\{([^}]+)\}", lambda m: str(values[m[1]]), argument)
+            if function == "Fn::If":
+                return resolve(argument[1] if condition(argument[0]) else argument[2])
         if isinstance(node, dict):
-            return {key: resolve(value) for key, value in node.items()}
+            resolved = {key: resolve(value) for key, value in node.items()}
+            return {key: value for key, value in resolved.items() if value is not NO_VALUE}
         if isinstance(node, list):
-            return [resolve(item) for item in node]
+            return [item for item in (resolve(item) for item in node) if item is not NO_VALUE]
         return node
+
+    return resolve(json.loads(json.dumps(template["Resources"][name]["Properties"])))
+
+
+def _template_task_definition(**overrides: str) -> dict[str, Any]:
+    """The template's task definition as RegisterTaskDefinition input."""
 
     def camel(node: Any, user_keys: bool = False) -> Any:
         if isinstance(node, dict):
@@ -118,14 +141,38 @@ def _template_task_definition() -> dict[str, Any]:
             return [camel(item) for item in node]
         return node
 
-    properties = template["Resources"]["TaskDefinition"]["Properties"]
-    return dict(camel(resolve(json.loads(json.dumps(properties)))))
+    return dict(camel(_template_resource("TaskDefinition", overrides)))
 
 
-def test_the_templates_task_definition_passes_the_linter() -> None:
-    task = _template_task_definition()
+def _template_task_role_actions(**overrides: str) -> set[str]:
+    (policy,) = _template_resource("TaskRole", overrides)["Policies"]
+    return {statement["Action"] for statement in policy["PolicyDocument"]["Statement"]}
+
+
+@pytest.mark.parametrize("refresh_interval", ["", "300"], ids=["run-once", "refresh"])
+def test_the_templates_task_definition_passes_the_linter(refresh_interval: str) -> None:
+    task = _template_task_definition(RefreshInterval=refresh_interval)
     assert {c["name"] for c in task["containerDefinitions"]} == {"sidecar", "app"}
+    validate_parameters(task, input_shape())
     assert lint(task) == []
+
+
+def test_the_template_runs_the_sidecar_once_by_default_and_in_refresh_mode_on_request() -> None:
+    def sidecar_and_condition(task: dict[str, Any]) -> tuple[dict[str, Any], str]:
+        sidecar, app = task["containerDefinitions"]
+        return sidecar, app["dependsOn"][0]["condition"]
+
+    sidecar, condition = sidecar_and_condition(_template_task_definition())
+    assert (sidecar["essential"], condition, "healthCheck" in sidecar) == (False, "SUCCESS", False)
+    sidecar, condition = sidecar_and_condition(_template_task_definition(RefreshInterval="300"))
+    assert (sidecar["essential"], condition) == (True, "HEALTHY")
+    assert {"name": "SIDECAR_REFRESH_INTERVAL", "value": "300"} in sidecar["environment"]
+    assert sidecar["healthCheck"]["command"] == ["CMD", "secrets-sidecar", "healthcheck"]
+
+
+def test_the_templates_task_role_may_describe_the_secret_only_in_refresh_mode() -> None:
+    assert "secretsmanager:DescribeSecret" not in _template_task_role_actions()
+    assert "secretsmanager:DescribeSecret" in _template_task_role_actions(RefreshInterval="300")
 
 
 # --- IAM -----------------------------------------------------------------------------------------------
@@ -174,7 +221,8 @@ def test_the_task_role_policy_grants_exactly_what_the_sidecar_calls() -> None:
         "s3:GetObject", "kms:Decrypt", "secretsmanager:DescribeSecret",
     }
     # Refresh mode checks the same secrets for new versions that GetSecretValue reads.
-    assert by_action["secretsmanager:DescribeSecret"]["Resource"] == by_action["secretsmanager:GetSecretValue"]["Resource"]
+    describe, read = by_action["secretsmanager:DescribeSecret"], by_action["secretsmanager:GetSecretValue"]
+    assert describe["Resource"] == read["Resource"]
     # BatchGetSecretValue supports no resource-level permission; every other action is scoped.
     assert by_action["secretsmanager:BatchGetSecretValue"]["Resource"] == "*"
     for action, statement in by_action.items():

@@ -83,7 +83,9 @@ def test_a_restart_policy_is_allowed_on_a_refresh_sidecar() -> None:
         ([{"containerName": "sidecar", "condition": "START"}], "before the first set of secrets is written"),
     ],
 )
-def test_an_app_must_wait_for_a_refresh_sidecar_with_healthy(depends_on: list[dict[str, str]] | None, says: str) -> None:
+def test_an_app_must_wait_for_a_refresh_sidecar_with_healthy(
+    depends_on: list[dict[str, str]] | None, says: str
+) -> None:
     task = refresh_task()
     if depends_on is None:
         container(task, "app").pop("dependsOn")
