@@ -10,7 +10,7 @@ from typing import Any
 
 from tests.conftest import SIDECAR
 
-from .tasks import EXAMPLES, container, good_task, set_env
+from .tasks import EXAMPLES, container, good_task, refresh_task, set_env
 
 FARGATE = EXAMPLES / "fargate.json"
 
@@ -87,6 +87,21 @@ def test_json_format_lists_findings_with_rule_severity_container_message_and_fix
     assert finding["rule"] == "app-dependency"
     assert (finding["severity"], finding["container"]) == ("error", "app")
     assert set(finding) == {"rule", "severity", "container", "message", "fix"}
+
+
+def test_a_refresh_mode_sidecar_waited_for_with_success_exits_1_with_a_healthy_fix(tmp_path: Path) -> None:
+    assert lint_process(str(EXAMPLES / "fargate-refresh.json")).returncode == 0
+    task = refresh_task()
+    container(task, "app")["dependsOn"][0]["condition"] = "SUCCESS"
+    container(task, "sidecar").pop("healthCheck")
+    result = lint_process(write(tmp_path, task), "--format", "json")
+    assert result.returncode == 1
+    report = json.loads(result.stdout)
+    assert sorted((f["rule"], f["container"]) for f in report["findings"]) == [
+        ("app-dependency", "app"), ("sidecar-healthcheck", "sidecar"),
+    ]
+    (dependency,) = (f for f in report["findings"] if f["rule"] == "app-dependency")
+    assert '"condition": "HEALTHY"' in dependency["fix"]
 
 
 def test_input_that_is_not_a_task_definition_exits_2(tmp_path: Path) -> None:
