@@ -63,6 +63,8 @@ def render(
         files.append(OutputFile(settings.env_file, env, settings.file_mode, settings.uid, settings.gid))
     for problem in collision_problems(f.path for f in files):
         raise FetchError(f"expanded keys collide: {problem}")
+    if settings.env_file:
+        _check_env_variables(settings.env_file, [f.path for f in files if f.path != settings.env_file])
     manifest = {
         "version": 1,
         "generation": generation,
@@ -135,6 +137,19 @@ def _json_object(entry: Entry, reference: Reference, value: SecretBytes, purpose
 
 def _json_value(value: object) -> SecretBytes:
     return SecretBytes(json_text(value).encode("utf-8"))
+
+
+def _check_env_variables(env_file: str, paths: Sequence[str]) -> None:
+    """Two files that become one variable (``a/b`` and ``a_b``): the env file could hold only one of them."""
+    seen: dict[str, str] = {}
+    for path in paths:
+        variable = path.replace("/", "_")
+        if variable in seen:
+            raise FetchError(
+                f"files {seen[variable]!r} and {path!r} would both be the variable {variable} in the env file "
+                f"{env_file!r}; rename one of the entries"
+            )
+        seen[variable] = path
 
 
 def _env_line(entry: Entry, file: OutputFile) -> bytes:
