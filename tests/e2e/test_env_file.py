@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import SecretValues, run_sidecar, sidecar_env
-from tests.e2e.helpers import assert_ok, owner_and_mode, secrets_json
+from tests.e2e.helpers import assert_failed, assert_ok, full_state, owner_and_mode, secrets_json
 
 NASTY = {
     "QUOTES": "it's a \"quoted\" 'value' ''",
@@ -66,3 +66,20 @@ def test_env_file_restores_exact_bytes_in_posix_shells(
     assert os.readlink(outdir / "app.env") == "..data/app.env"
     assert owner_and_mode(outdir / "app.env") == (1000, 1001, "0440")
     assert {e["name"] for e in result.events if e["event"] == "file"} >= {"app.env", "SIMPLE", "APP/QUOTES"}
+
+
+def test_two_files_that_would_share_one_variable_are_an_error(
+    aws: Any, previous: Path, secret_values: SecretValues
+) -> None:
+    arn = aws.secretsmanager.create_secret(Name="env/app", SecretString=secret_values.add('{"X": "expanded-x-value"}'))
+    aws.ssm.put_parameter(Name="/env/x", Value=secret_values.add("plain-x-value"), Type="SecureString")
+    entries = [{"name": "APP", "valueFrom": arn["ARN"], "expand": True}, {"name": "APP_X", "valueFrom": "/env/x"}]
+    env = sidecar_env(aws.endpoint, SIDECAR_OUTPUT_DIR=str(previous), SIDECAR_SECRETS=secrets_json(*entries),
+                      SIDECAR_ENV_FILE="app.env")
+    before = full_state(previous)
+
+    result = run_sidecar(env, guard=secret_values)
+
+    # Files APP/X and APP_X are distinct, but the env file could only hold one APP_X: the shell keeps the last.
+    assert_failed(result, 3, "APP_X", "'APP/X'", "'APP_X'")
+    assert full_state(previous) == before
