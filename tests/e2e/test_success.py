@@ -8,6 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.conftest import REGION, SecretValues, run_sidecar, sidecar_env
 from tests.e2e.faultproxy import FaultProxy, rewrite
 from tests.e2e.helpers import (
@@ -527,3 +529,18 @@ def test_service_specific_endpoint_variables(aws: Any, outdir: Path, secret_valu
     assert (outdir / "db").read_bytes() == b"endpoint-sm-value"
     assert (outdir / "p").read_bytes() == b"endpoint-ssm-value"
     assert result.final["retries"] == 0
+
+
+@pytest.mark.xfail(strict=True, reason="config.py: the name check treats an expand entry as a file, so an entry "
+                   "inside its directory is rejected as \"'db' is a file, so 'db/extra' cannot be inside it\"")
+def test_an_entry_inside_an_expanded_directory(aws: Any, outdir: Path, secret_values: SecretValues) -> None:
+    value = secret_values.add('{"user": "expanded-user-1"}')
+    arn = aws.secretsmanager.create_secret(Name="app/exp", SecretString=value)["ARN"]
+    aws.ssm.put_parameter(Name="/app/extra", Value=secret_values.add("extra-file-value"), Type="String")
+
+    result = run_sidecar(_env(aws, outdir, {"name": "db", "valueFrom": arn, "expand": True},
+                              {"name": "db/extra", "valueFrom": "/app/extra"}), guard=secret_values)
+
+    assert_ok(result)
+    assert (outdir / "db" / "user").read_bytes() == b"expanded-user-1"
+    assert (outdir / "db" / "extra").read_bytes() == b"extra-file-value"
