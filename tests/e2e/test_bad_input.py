@@ -280,3 +280,14 @@ def test_output_path_that_is_a_file_is_not_called_missing(
     assert_failed(result, 4, str(file), "is not a directory")
     assert api_calls(result) == []
     assert file.read_bytes() == b"not a directory"
+
+
+def test_check_reports_configuration_errors_with_exit_2(previous: Path, secret_values: SecretValues) -> None:
+    env = _env_with("http://127.0.0.1:9", previous, [{"name": "../x", "valueFrom": "/app/a"}])
+    before = full_state(previous)
+
+    result = run_sidecar(env, "check", guard=secret_values)
+
+    assert_failed(result, 2, "'../x'", "'..' component")
+    assert "configuration is valid" not in result.stdout
+    assert full_state(previous) == before

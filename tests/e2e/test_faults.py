@@ -225,3 +225,17 @@ def test_a_throttled_batch_item_is_fetched_again_on_its_own(
         assert (outdir / f"item{index}").read_bytes() == f"batch-item-value-{index}".encode()
     (single,) = proxy.seen_for(GET_SECRET)
     assert single.action == "forwarded"
+
+
+def test_optional_only_forgives_not_found_not_access_denied(
+    aws: Any, outdir: Path, proxy: FaultProxy, secret_values: SecretValues
+) -> None:
+    arn = _secret(aws, secret_values)
+    proxy.add(json_error(GET_SECRET, "AccessDeniedException", "not authorized"))
+
+    result = run_sidecar(_env(proxy, outdir, {"name": "db", "valueFrom": arn, "optional": True}),
+                         guard=secret_values)
+
+    assert_failed(result, 3, "'db'", "access denied")
+    assert [e for e in result.events if e["event"] == "optional_skipped"] == []
+    assert os.listdir(outdir) == []

@@ -544,3 +544,17 @@ def test_an_entry_inside_an_expanded_directory(aws: Any, outdir: Path, secret_va
     assert_ok(result)
     assert (outdir / "db" / "user").read_bytes() == b"expanded-user-1"
     assert (outdir / "db" / "extra").read_bytes() == b"extra-file-value"
+
+
+def test_help_lists_exit_codes_and_version_answers(secret_values: SecretValues) -> None:
+    env = sidecar_env("http://127.0.0.1:9")
+    help_text = run_sidecar(env, "--help", guard=secret_values)
+    run_help = run_sidecar(env, "run", "--help", guard=secret_values)
+    version = run_sidecar(env, "--version", guard=secret_values)
+
+    assert help_text.code == 0 and run_help.code == 0 and version.code == 0
+    for text in (help_text.stdout, run_help.stdout):
+        assert "exit codes:" in text
+        assert "2  configuration error" in text and "4  the files could not be written" in text
+    assert "--output-dir" in run_help.stdout
+    assert version.stdout.startswith("secrets-sidecar ")
