@@ -262,6 +262,7 @@ class Results:
     import_roots: list[tuple[str, float]] = field(default_factory=list)  # package, self ms
     import_total_ms: float = 0.0
     sidecar_reported_ms: float = 0.0
+    load: tuple[float, float] = (0.0, 0.0)  # 1-minute load average at the start and at the end
 
 
 def repeats_for(plan: Plan, case: str, size: int) -> int:
@@ -281,6 +282,7 @@ def run_benchmark(plan: Plan) -> Results:  # noqa: PLR0915 - one sequence of ste
     if "shell" in plan.cases:
         tools["aws_bin"] = str(ensure_awscli().parent)
     results = Results()
+    load_at_start = os.getloadavg()[0]
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     workdir = Path(tempfile.mkdtemp(prefix="sidecar-bench-"))
@@ -333,6 +335,7 @@ def run_benchmark(plan: Plan) -> Results:  # noqa: PLR0915 - one sequence of ste
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
         server.stop()
+    results.load = (load_at_start, os.getloadavg()[0])
     return results
 
 
@@ -421,9 +424,9 @@ def _calls(runs: list[Run]) -> str:
 
 def table(plan: Plan, results: Results) -> str:
     rows = [
-        "| latency | secrets | entrypoint | wall ms (median) | x sidecar | peak RSS MiB | x sidecar | API calls "
-        "| runs |",
-        "|---:|---:|---|---:|---:|---:|---:|---|---:|",
+        "| latency | secrets | entrypoint | wall ms (median) | x sidecar | fastest ms | peak RSS MiB | x sidecar "
+        "| API calls | runs |",
+        "|---:|---:|---|---:|---:|---:|---:|---:|---|---:|",
     ]
     for latency_ms in plan.latencies_ms:
         for size in plan.sizes:
@@ -435,8 +438,9 @@ def table(plan: Plan, results: Results) -> str:
                 wall, rss = _median_wall(runs), _median_rss(runs)
                 wall_ratio = f"{wall / _median_wall(base):.2f}" if base else "-"
                 rss_ratio = f"{rss / _median_rss(base):.2f}" if base else "-"
-                rows.append(f"| {latency_ms} ms | {size} | {LABELS[case]} | {wall:.0f} | {wall_ratio} | {rss:.1f} | "
-                            f"{rss_ratio} | {_calls(runs)} | {len(runs)} |")
+                fastest = min(r.wall_s for r in runs) * 1000
+                rows.append(f"| {latency_ms} ms | {size} | {LABELS[case]} | {wall:.0f} | {wall_ratio} | "
+                            f"{fastest:.0f} | {rss:.1f} | {rss_ratio} | {_calls(runs)} | {len(runs)} |")
     return "\n".join(rows)
 
 
@@ -456,9 +460,11 @@ def write_markdown(plan: Plan, results: Results, path: Path, elapsed_s: float) -
         "",
         f"- Machine: {machine()}.",
         f"- Run: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {elapsed_s:.0f} s; {plan.repeats} runs per "
-        f"cell after one warm-up run of each case (the shell loop at 100 secrets: at most "
+        f"cell{' after one warm-up run of each case' if plan.warmup else ''} (the shell loop at 100 secrets: at most "
         f"{min(plan.repeats, plan.shell_repeats_at_100)}; no cell gets another run once its runs took "
         f"{plan.cell_budget_s:.0f} s); runs interleaved case by case.",
+        f"- Load average (1 min) at the start and the end of the run: {results.load[0]:.1f}, {results.load[1]:.1f} "
+        f"on {os.cpu_count()} cores.",
         "- Latency: added by the proxy to every request before it reaches moto (one round trip per API call).",
         "",
         table(plan, results),
@@ -524,7 +530,7 @@ def parse_args(argv: list[str] | None = None) -> Plan:
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--quick", action="store_true", help="2 runs per cell (1 for the shell loop at 100 secrets)")
     mode.add_argument("--smoke", action="store_true", help="1 secret, 1 run, 0 ms, no AWS CLI, no plot")
-    parser.add_argument("--repeats", type=int, help="runs per cell (default 5; --quick 2)")
+    parser.add_argument("--repeats", type=int, help="runs per cell (default 7; --quick 2)")
     parser.add_argument("--sizes", help="comma-separated secret counts (default 1,10,100)")
     parser.add_argument("--latencies", help="comma-separated added round-trip latencies in ms (default 0,25)")
     parser.add_argument("--no-cli", action="store_true", help="leave out the shell + aws CLI case")
@@ -532,7 +538,7 @@ def parse_args(argv: list[str] | None = None) -> Plan:
                         "--smoke bench/results/)")
     args = parser.parse_args(argv)
     smoke, quick = args.smoke, args.quick
-    repeats = args.repeats or (1 if smoke else 2 if quick else 5)
+    repeats = args.repeats or (1 if smoke else 2 if quick else 7)
     sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else ([1] if smoke else [1, 10, 100])
     latencies = [int(s) for s in args.latencies.split(",")] if args.latencies else ([0] if smoke else [0, 25])
     if not 1 <= repeats <= 50 or not all(1 <= s <= 500 for s in sizes) or not all(0 <= x <= 1000 for x in latencies):
@@ -541,7 +547,7 @@ def parse_args(argv: list[str] | None = None) -> Plan:
     out = args.out or (RESULTS if smoke or quick else ROOT / "docs")
     return Plan(sizes=sorted(set(sizes)), latencies_ms=sorted(set(latencies)), repeats=repeats,
                 shell_repeats_at_100=1 if quick else 2, cases=cases, warmup=not smoke, out=out, plot=not smoke,
-                importtime_runs=0 if smoke else (3 if quick else 7), cell_budget_s=40 if quick else 100)
+                importtime_runs=0 if smoke else (3 if quick else 7), cell_budget_s=30 if quick else 45)
 
 
 def main(argv: list[str] | None = None) -> int:
