@@ -180,3 +180,28 @@ def run_with_file_size_limit(env: Mapping[str, str], *args: str, limit: int, gua
 def payload_dirs(directory: Path) -> list[str]:
     """The committed sets' payload directories (``..YYYY_MM_DD_...``) in ``directory``."""
     return sorted(name for name in os.listdir(directory) if name.startswith("..") and name[2:3].isdigit())
+
+
+def run_with_private_mount(env: Mapping[str, str], mount: str, directory: Path, *, guard: SecretValues,
+                           timeout: float = 60) -> tuple[SidecarResult, list[str]]:
+    """Run the sidecar in a private mount namespace in which ``mount`` (a shell command using "$dir") has
+    changed ``directory`` (made it read-only, or a tiny tmpfs); returns the result and what the sidecar left
+    in the directory as seen inside the namespace. Nothing outside the namespace sees the mount."""
+    script = (
+        'set -u\ndir=$1; shift\n'
+        f'{mount} || {{ echo "mount-setup-failed" >&2; exit 125; }}\n'
+        '"$@"; code=$?\n'
+        'printf "\\n--listing--\\n" >&2; ls -A "$dir" >&2\nexit $code\n'
+    )
+    completed = subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", script, "sh", str(directory), SIDECAR],
+        env=dict(env), capture_output=True, timeout=timeout, check=False,
+    )
+    if (completed.returncode == 125 and b"mount-setup-failed" in completed.stderr) or completed.stderr.startswith(
+            b"unshare:"):
+        pytest.skip(f"cannot mount in a private namespace here: {completed.stderr.decode()[-300:]}")
+    guard.outputs += [completed.stdout, completed.stderr]
+    record_process_output(completed.stdout, completed.stderr)
+    stderr, _, listing = completed.stderr.decode().rpartition("\n--listing--\n")
+    result = SidecarResult(completed.returncode, completed.stdout.decode(), stderr)
+    return result, listing.split()

@@ -15,7 +15,16 @@ from typing import Any
 import pytest
 
 from tests.conftest import SecretValues, run_sidecar, sidecar_env
-from tests.e2e.helpers import NOBODY, api_calls, assert_failed, full_state, run_as, secret_arn_prefix, secrets_json
+from tests.e2e.helpers import (
+    NOBODY,
+    api_calls,
+    assert_failed,
+    full_state,
+    run_as,
+    run_with_private_mount,
+    secret_arn_prefix,
+    secrets_json,
+)
 
 ARN = secret_arn_prefix() + "app/db-AbCdEf"
 VERSION_ID = "9d4cb84b-ad69-40c0-a0ab-cead3EXAMPLE"
@@ -291,3 +300,29 @@ def test_check_reports_configuration_errors_with_exit_2(previous: Path, secret_v
     assert_failed(result, 2, "'../x'", "'..' component")
     assert "configuration is valid" not in result.stdout
     assert full_state(previous) == before
+
+
+def test_read_only_volume(aws: Any, previous: Path, secret_values: SecretValues) -> None:
+    aws.ssm.put_parameter(Name="/app/a", Value=secret_values.add("value-never-fetched"), Type="String")
+    env = _env_with(aws.endpoint, previous, [{"name": "a", "valueFrom": "/app/a"}])
+    before = sorted(os.listdir(previous))
+
+    result, left = run_with_private_mount(
+        env, 'mount --bind "$dir" "$dir" && mount -o remount,bind,ro "$dir"', previous, guard=secret_values)
+
+    assert_failed(result, 4, str(previous), "not writable", "read-only volume")
+    assert api_calls(result) == []
+    assert sorted(left) == before
+
+
+def test_full_volume(aws: Any, outdir: Path, secret_values: SecretValues) -> None:
+    aws.ssm.put_parameter(Name="/app/small", Value=secret_values.add("small-value-1"), Type="String")
+    arn = aws.secretsmanager.create_secret(Name="app/large", SecretString=secret_values.add("L" * 60000))["ARN"]
+    env = _env_with(aws.endpoint, outdir, [{"name": "small", "valueFrom": "/app/small"},
+                                           {"name": "zz_large", "valueFrom": arn}])
+
+    result, left = run_with_private_mount(env, 'mount -t tmpfs -o size=32k,mode=0755 tmpfs "$dir"', outdir,
+                                          guard=secret_values)
+
+    assert_failed(result, 4, "the volume is full", "previous contents are untouched")
+    assert left == []  # the half-written payload was removed
