@@ -34,7 +34,9 @@ TAG = "test"
 SIDECAR_IMAGE = f"ecs-secrets-sidecar:{TAG}"
 MOTO_IMAGE = f"ecs-secrets-sidecar-moto:{TAG}"
 SIDECAR_UID = 10001
-LABEL = "ecs-secrets-sidecar.test"
+# Everything a session creates carries this label, with a value of its own: the end-of-session sweep removes
+# this session's leftovers and never those of another test run using the same engine at the same time.
+LABEL = f"ecs-secrets-sidecar.test={secrets.token_hex(6)}"
 BUILD_TIMEOUT_SECONDS = 600
 RUN_TIMEOUT_SECONDS = 120
 MOTO_READY_SECONDS = 30.0
@@ -124,7 +126,21 @@ def network(engine: None) -> Iterator[str]:
     name = f"ssc-test-{secrets.token_hex(4)}"
     docker("network", "create", "--label", LABEL, name)
     yield name
-    docker("network", "rm", name, check=False)
+    _remove_network(name)
+
+
+def _remove_network(name: str) -> None:
+    """Remove a network, after any container still attached to it; the engine may take a moment to release
+    the endpoint of a container just removed."""
+    attached = docker("network", "inspect", "-f", "{{range .Containers}}{{.Name}} {{end}}", name, check=False)
+    if attached.stdout.split():
+        docker("rm", "-f", *attached.stdout.split(), check=False)
+    for _ in range(10):
+        if docker("network", "rm", name, check=False).returncode == 0:
+            return
+        if docker("network", "inspect", name, check=False).returncode != 0:
+            return
+        time.sleep(0.5)
 
 
 @dataclass(frozen=True)
@@ -259,7 +275,8 @@ def volume_tree(volume: str) -> dict[str, tuple[str, str, int, int, str]]:
 
 @pytest.fixture(scope="session", autouse=True)
 def _remove_leftovers() -> Iterator[None]:
-    """Whatever a failed test left behind (labelled containers and volumes) goes at the end of the session."""
+    """Whatever a failed test of this session left behind (labelled containers, volumes and networks) goes at
+    the end of the session."""
     yield
     if shutil.which("docker") is None or _engine_problem() is not None:
         return
@@ -269,3 +286,5 @@ def _remove_leftovers() -> Iterator[None]:
     volumes = docker("volume", "ls", "-q", "--filter", f"label={LABEL}", check=False).stdout.split()
     if volumes:
         docker("volume", "rm", "-f", *volumes, check=False)
+    for leftover in docker("network", "ls", "-q", "--filter", f"label={LABEL}", check=False).stdout.split():
+        _remove_network(leftover)
