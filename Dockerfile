@@ -12,9 +12,12 @@ ARG PYTHON_IMAGE=python:3.13-slim
 # ssm, s3, kms, sts. A client for any other service raises UnknownServiceError.
 FROM ${PYTHON_IMAGE} AS build
 WORKDIR /src
+# The pinned dependencies first, in a layer of their own: a change to the code alone does not reinstall them.
+COPY docker/constraints.txt docker/constraints.txt
+RUN python -m venv --without-pip /opt/sidecar \
+ && pip --python /opt/sidecar/bin/python install --no-cache-dir --no-compile --requirement docker/constraints.txt
 COPY . .
 RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheels . \
- && python -m venv --without-pip /opt/sidecar \
  && pip --python /opt/sidecar/bin/python install --no-cache-dir --no-compile \
         --constraint docker/constraints.txt /wheels/*.whl \
  && site=$(/opt/sidecar/bin/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))') \
