@@ -140,8 +140,7 @@ def _get_parameters(client: Any, call: Call, max_bytes: int) -> dict[Target, Out
     response = client.get_parameters(Names=list(targets), WithDecryption=True)
     outcomes: dict[Target, Outcome] = {}
     for parameter in response.get("Parameters", []):
-        requested = parameter["Name"] + (parameter.get("Selector") or "")
-        target = targets.get(requested)
+        target = _requested_parameter(targets, parameter)
         if target is not None:
             value = parameter.get("Value", "").encode("utf-8")
             outcomes[target] = _sized(target, value, str(parameter.get("Version", "")) or None, max_bytes)
@@ -152,6 +151,13 @@ def _get_parameters(client: Any, call: Call, max_bytes: int) -> dict[Target, Out
         if target not in outcomes:
             outcomes[target] = Failure("MissingFromResponse", f"GetParameters did not answer for {target.describe()}")
     return outcomes
+
+
+def _requested_parameter(targets: Mapping[str, ParameterTarget], parameter: Mapping[str, Any]) -> Target | None:
+    """The request a GetParameters answer belongs to. The planner never puts one parameter twice in a call,
+    so the bare name identifies it, whatever form the answer's ``Selector`` takes."""
+    name = parameter.get("Name", "")
+    return next((t for t in targets.values() if name in (t.base_name, t.name)), None)
 
 
 def _get_object(client: Any, call: Call, max_bytes: int) -> dict[Target, Outcome]:
@@ -209,7 +215,7 @@ def _parameter_versions(client: Any, call: Call) -> dict[Target, CheckOutcome]:
     response = client.get_parameters(Names=list(targets), WithDecryption=False)
     outcomes: dict[Target, CheckOutcome] = {}
     for parameter in response.get("Parameters", []):
-        target = targets.get(parameter["Name"] + (parameter.get("Selector") or ""))
+        target = _requested_parameter(targets, parameter)
         if target is not None:
             outcomes[target] = Checked(str(parameter.get("Version", "")) or None)
     for target in targets.values():

@@ -415,7 +415,7 @@ def _check_entry_set(entries: list[Entry], env_file: str | None) -> None:
     names = [entry.name for entry in entries]
     if env_file:
         names.append(env_file)
-    for problem in collision_problems(names):
+    for problem in collision_problems(names, directories=[e.name for e in entries if e.expand]):
         raise ConfigError(f"duplicate names: {problem}")
     if env_file:
         for entry in entries:

@@ -50,8 +50,13 @@ def component_problem(component: str) -> str | None:
     return None
 
 
-def collision_problems(names: Iterable[str]) -> list[str]:
-    """Pairs of names that would land on the same file, or where a file would need to be a directory."""
+def collision_problems(names: Iterable[str], directories: Iterable[str] = ()) -> list[str]:
+    """Pairs of names that would land on the same file, or where a file would need to be a directory.
+
+    ``directories`` are names that are directories rather than files (``expand`` entries): other names may
+    lie inside them; the files they will hold are only known after fetching, and checked again then.
+    """
+    as_directories = {unicodedata.normalize("NFC", name) for name in directories}
     problems = []
     seen: dict[str, str] = {}
     for name in names:
@@ -64,7 +69,7 @@ def collision_problems(names: Iterable[str]) -> list[str]:
         parts = key.split("/")
         for depth in range(1, len(parts)):
             parent = "/".join(parts[:depth])
-            if parent in seen:
+            if parent in seen and parent not in as_directories:
                 problems.append(f"{seen[parent]!r} is a file, so {name!r} cannot be inside it")
     return problems
 

@@ -53,8 +53,7 @@ def make_plan(targets: Iterable[Target], sm_batch: SmBatch = "auto", concurrency
 
     for (service, region), group in sorted(by_region.items()):
         if service == ParameterTarget.service:
-            chunks = _chunks(group, MAX_GET_PARAMETERS_NAMES)
-            calls += [Call(service, region, "GetParameters", chunk) for chunk in chunks]
+            calls += [Call(service, region, "GetParameters", chunk) for chunk in _parameter_chunks(group)]
         elif service == ObjectTarget.service:
             calls += [Call(service, region, "GetObject", (target,)) for target in group]
         else:
@@ -67,6 +66,23 @@ def make_plan(targets: Iterable[Target], sm_batch: SmBatch = "auto", concurrency
                 pinned = current + pinned
             calls += [Call(service, region, "GetSecretValue", (target,)) for target in pinned]
     return tuple(calls)
+
+
+def _parameter_chunks(parameters: Sequence[Target]) -> list[tuple[Target, ...]]:
+    """Chunks of at most ten names in which no parameter appears twice (``/a:1`` and ``/a:2`` go apart):
+    GetParameters answers with the bare name, so each answer then maps back to exactly one request."""
+    rounds: list[list[Target]] = []
+    for target in parameters:
+        base = target.base_name if isinstance(target, ParameterTarget) else repr(target)
+        for chunk in rounds:
+            if len(chunk) < MAX_GET_PARAMETERS_NAMES and all(
+                not isinstance(t, ParameterTarget) or t.base_name != base for t in chunk
+            ):
+                chunk.append(target)
+                break
+        else:
+            rounds.append([target])
+    return [tuple(chunk) for chunk in rounds]
 
 
 def _chunks(items: Sequence[Target], size: int) -> list[tuple[Target, ...]]:
@@ -102,6 +118,6 @@ def make_check_plan(targets: Iterable[Target]) -> tuple[Call, ...]:
     for region, group in sorted(parameters.items()):
         calls += [
             Call(ParameterTarget.service, region, "GetParameters", chunk, metadata_only=True)
-            for chunk in _chunks(group, MAX_GET_PARAMETERS_NAMES)
+            for chunk in _parameter_chunks(group)
         ]
     return tuple(calls)

@@ -57,6 +57,11 @@ class ParameterTarget:
 
     service = "ssm"
 
+    @property
+    def base_name(self) -> str:
+        """The name without a ``:version`` or ``:label`` selector: what GetParameters answers with."""
+        return self.name.partition(":")[0]
+
     def describe(self) -> str:
         return f"parameter {self.name} in {self.region}"
 

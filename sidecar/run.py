@@ -100,6 +100,10 @@ class Job:
             self.log.info("file", name=file.path, bytes=len(file.content), mode=f"{file.mode:04o}", owner=owner)
         for name in committed.removed:
             self.log.info("file_removed", name=name, reason="no longer configured")
+        for name in committed.kept:
+            self.log.warning("previous_set_kept", name=name,
+                             reason="the previous set's directory could not be removed (another owner?); "
+                             "a later run with permission removes it")
         self.values = dict(outcomes)
         self.generation = generation
         return Published(committed, len(rendered.files), len(rendered.skipped))

@@ -158,3 +158,11 @@ def test_any_environment_loads_or_is_a_configuration_error(env: dict[str, str]) 
 def test_no_secrets_is_an_error_not_a_silent_success() -> None:
     assert "no secrets configured" in error()
     assert "no secrets configured" in error({"SIDECAR_SECRETS": "[]"})
+
+
+def test_an_expanded_entry_is_a_directory_other_entries_may_enter() -> None:
+    settings = load(secrets({"name": "db", "valueFrom": "/p/a", "expand": True},
+                            {"name": "db/extra", "valueFrom": "/p/b"}))
+    assert [e.name for e in settings.entries] == ["db", "db/extra"]
+    assert "duplicate names" in error(secrets({"name": "db", "valueFrom": "/p/a", "expand": True},
+                                              {"name": "db", "valueFrom": "/p/b"}))

@@ -81,3 +81,16 @@ def test_auto_batches_only_beyond_one_round_of_the_pool() -> None:
 def test_duplicates_share_one_call() -> None:
     calls = make_plan([_secret(1), _secret(1), ParameterTarget("eu-west-1", "/a"), ParameterTarget("eu-west-1", "/a")])
     assert sum(len(c.targets) for c in calls) == 2
+
+
+@given(st.lists(st.builds(ParameterTarget, REGIONS, st.sampled_from(["/a", "/a:1", "/a:2", "/a:live", "/b", "/c:3"])),
+                max_size=40))
+def test_no_getparameters_call_names_one_parameter_twice(items: list[ParameterTarget]) -> None:
+    for call in make_plan(items):
+        bases = [t.base_name for t in call.targets if isinstance(t, ParameterTarget)]
+        assert len(bases) == len(set(bases))
+
+
+def test_selectors_of_one_parameter_go_to_separate_calls() -> None:
+    calls = make_plan([ParameterTarget("eu-west-1", n) for n in ("/a:1", "/a:2", "/b")])
+    assert [sorted(t.name for t in c.targets) for c in calls] == [["/a:1", "/b"], ["/a:2"]]

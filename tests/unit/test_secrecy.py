@@ -14,7 +14,7 @@ from tests.conftest import SecretValues
 
 def test_secret_bytes_never_render_their_value() -> None:
     secret = SecretBytes(b"hunter2-value")
-    for rendered in (repr(secret), str(secret), f"{secret}", f"{secret!r}", "%s" % (secret,), str([secret])):
+    for rendered in (repr(secret), str(secret), f"{secret}", f"{secret!r}", "%s" % (secret,), str([secret])):  # noqa: UP031
         assert "hunter2" not in rendered
         assert "<redacted>" in rendered
     assert secret.reveal() == b"hunter2-value"
