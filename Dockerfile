@@ -45,7 +45,7 @@ LABEL org.opencontainers.image.title="ecs-secrets-sidecar" \
 # image's directory into an empty volume mounted there, which lets the non-root sidecar write into it.
 RUN python -m pip uninstall --yes --quiet pip setuptools wheel \
  && rm -rf "$(python -c 'import ensurepip, os; print(os.path.dirname(ensurepip.__file__))')" \
-           /usr/share/python-wheels /usr/local/bin/pip* /usr/local/py/bin/pip* \
+           /usr/share/python-wheels \
  && groupadd --system --gid 10001 sidecar \
  && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
             --shell /usr/sbin/nologin sidecar \
