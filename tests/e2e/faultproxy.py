@@ -1,11 +1,22 @@
 """A fault-injecting HTTP reverse proxy that sits between the sidecar and the moto server.
 
 moto answers every request it understands correctly; AWS does not always. The proxy forwards requests to
-moto unchanged unless a rule matches, and then answers with an AWS-shaped error, adds latency, or stalls.
+moto unchanged unless a rule matches, and then answers with an AWS-shaped error, adds latency, stalls, or
+resets the TCP connection.
 
 Rules match an operation: for JSON protocols the ``X-Amz-Target`` header (``secretsmanager.GetSecretValue``,
 ``AmazonSSM.GetParameters``); for S3 the HTTP method and a path prefix (``GET /bucket/key``). A rule applies
 ``count`` times, or always when ``count`` is None; the first matching rule with applications left wins.
+
+A rule with a ``probability`` applies to a matching request only when a draw says so; otherwise the next rule
+is tried. Draws come from the proxy's ``seed`` and the request itself (operation, path, body, and how many
+times that same request was seen before), so a seed gives the same faults for the same requests whatever
+order concurrent requests arrive in. A rule with a ``quota`` (a token bucket: ``rate`` per second, ``burst``)
+lets requests through while tokens are left and answers the others with its error (``ThrottlingException``,
+HTTP 400, for ``quota(...)``).
+
+Every request is recorded with what the proxy did with it (``seen``); ``counts()`` totals them per operation
+and outcome.
 
 The proxy listens on loopback only, serves each connection in its own thread (at most ``MAX_CONNECTIONS`` at
 once), reads bounded request bodies, never stalls longer than ``MAX_STALL_SECONDS`` (``stop()`` releases a stall
@@ -18,12 +29,17 @@ at once), and sets TCP_NODELAY on both of its sockets so that delayed ACKs do no
 
 from __future__ import annotations
 
+import hashlib
 import http.client
 import json
+import random
 import re
 import socket
+import struct
 import threading
-from collections.abc import Callable
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -42,8 +58,32 @@ _ACCESS_KEY = re.compile(r"Credential=([^/,\s]+)/")
 
 
 @dataclass
+class TokenBucket:
+    """``rate`` tokens per second, at most ``burst`` banked; starts full. Not thread-safe: the proxy's lock
+    guards it."""
+
+    def __init__(self, rate: float, burst: int, clock: Callable[[], float] = time.monotonic) -> None:
+        assert rate > 0 and burst >= 1, (rate, burst)
+        self.rate = rate
+        self.burst = burst
+        self._clock = clock
+        self._tokens = float(burst)
+        self._last = clock()
+
+    def take(self) -> bool:
+        now = self._clock()
+        self._tokens = min(float(self.burst), self._tokens + (now - self._last) * self.rate)
+        self._last = now
+        if self._tokens >= 1:
+            self._tokens -= 1
+            return True
+        return False
+
+
+@dataclass
 class Rule:
-    """What to do with matching requests. Exactly one of ``status``, ``latency`` or ``stall`` applies."""
+    """What to do with matching requests. Exactly one of ``status``, ``latency``, ``stall`` or ``reset``
+    applies; ``probability`` and ``quota`` decide whether the rule applies to a given request."""
 
     operation: str | None = None  # X-Amz-Target value (JSON protocols)
     method: str | None = None  # HTTP method (S3)
@@ -54,7 +94,10 @@ class Rule:
     latency: float = 0.0  # seconds to wait before forwarding
     stall: bool = False  # hold the request without answering, then drop the connection
     transform: Callable[[bytes, bytes], bytes] | None = None  # forward, then rewrite (request, response) body
+    reset: bool = False  # close the connection with SO_LINGER 0 (a TCP RST) instead of answering
     count: int | None = None  # applications left; None: always
+    probability: float | None = None  # apply to this share of matching requests (seeded draw); None: all
+    quota: TokenBucket | None = None  # apply only to requests past the bucket's rate and burst
     hits: int = 0
 
     def matches(self, operation: str | None, method: str, path: str) -> bool:
@@ -98,6 +141,70 @@ def rewrite(operation: str, transform: Callable[[bytes, bytes], bytes], *, count
     return Rule(operation=operation, transform=transform, count=count)
 
 
+def reset(operation: str | None = None, *, method: str | None = None, path_prefix: str | None = None,
+          count: int | None = None, probability: float | None = None) -> Rule:
+    """Read the request, then drop the connection with a TCP RST instead of answering."""
+    return Rule(operation=operation, method=method, path_prefix=path_prefix, reset=True, count=count,
+                probability=probability)
+
+
+def server_error(operation: str, status: int = 500, *, count: int | None = None,
+                 probability: float | None = None) -> Rule:
+    """HTTP 500 (``InternalFailure``) or 503 (``ServiceUnavailableException``) as the JSON protocols send them."""
+    code, message = _SERVER_ERRORS[status]
+    rule = json_error(operation, code, message, status=status, count=count)
+    rule.probability = probability
+    return rule
+
+
+def s3_server_error(method: str, path_prefix: str, status: int = 500, *, count: int | None = None,
+                    probability: float | None = None) -> Rule:
+    """HTTP 500 (``InternalError``) or 503 (``ServiceUnavailable``) as S3 sends them."""
+    code, message = {500: ("InternalError", "We encountered an internal error. Please try again."),
+                     503: ("ServiceUnavailable", "Service is unable to handle request.")}[status]
+    rule = s3_error(method, path_prefix, code, message, status=status, count=count)
+    rule.probability = probability
+    return rule
+
+
+def slow_down(method: str, path_prefix: str, *, count: int | None = None, probability: float | None = None) -> Rule:
+    """S3's own throttling answer: ``SlowDown``, HTTP 503, XML."""
+    rule = s3_error(method, path_prefix, "SlowDown", "Please reduce your request rate.", status=503, count=count)
+    rule.probability = probability
+    return rule
+
+
+def throttle(operation: str, *, count: int | None = None, probability: float | None = None) -> Rule:
+    rule = json_error(operation, "ThrottlingException", "Rate exceeded", count=count)
+    rule.probability = probability
+    return rule
+
+
+def quota(operation: str, rate: float, burst: int) -> Rule:
+    """A token-bucket quota on one JSON operation: past ``rate`` per second (``burst`` banked), requests are
+    answered ``ThrottlingException`` (HTTP 400) as AWS does; the others are forwarded."""
+    rule = json_error(operation, "ThrottlingException", "Rate exceeded")
+    rule.quota = TokenBucket(rate, burst)
+    return rule
+
+
+def share(rules: Sequence[Rule], probability: float) -> list[Rule]:
+    """Spread ``probability`` evenly over ``rules`` tried in order: rule i gets the conditional probability
+    that makes each of them apply to ``probability / len(rules)`` of the matching requests."""
+    each = probability / len(rules)
+    shared = []
+    for index, rule in enumerate(rules):
+        rule.probability = each / (1 - index * each)
+        shared.append(rule)
+    return shared
+
+
+_SERVER_ERRORS: Final = {
+    500: ("InternalFailure", "The request processing has failed because of an unknown error."),
+    503: ("ServiceUnavailableException", "The service is unavailable. Please try again later."),
+}
+
+
 @dataclass(frozen=True)
 class Seen:
     """One request the proxy received, and what it did with it."""
@@ -105,8 +212,13 @@ class Seen:
     operation: str | None
     method: str
     path: str
-    action: str  # "forwarded", "rewritten", "status 400", "stalled", "latency 0.5"
+    action: str  # "forwarded", "rewritten", "status 400", "stalled", "latency 0.5", "reset", "throttled"
     access_key: str | None
+
+    @property
+    def label(self) -> str:
+        """The operation for counting: the X-Amz-Target, or ``s3 GET`` for REST calls."""
+        return self.operation or f"s3 {self.method}"
 
 
 @dataclass
@@ -117,13 +229,25 @@ class _State:
     seen: list[Seen] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     released: threading.Event = field(default_factory=threading.Event)
+    seed: int = 0
+    occurrences: Counter[str] = field(default_factory=Counter)  # how often each identical request came
 
-    def pick(self, operation: str | None, method: str, path: str) -> Rule | None:
+    def pick(self, operation: str | None, method: str, path: str, body: bytes = b"") -> Rule | None:
         with self.lock:
-            for rule in self.rules:
-                if rule.matches(operation, method, path):
-                    rule.hits += 1
-                    return rule
+            identity = f"{operation}|{method}|{path}|{hashlib.sha256(body).hexdigest()}"
+            occurrence = self.occurrences[identity]
+            self.occurrences[identity] += 1
+            for index, rule in enumerate(self.rules):
+                if not rule.matches(operation, method, path):
+                    continue
+                if rule.probability is not None:
+                    draw = random.Random(f"{self.seed}|{identity}|{occurrence}|{index}").random()  # noqa: S311
+                    if draw >= rule.probability:
+                        continue
+                if rule.quota is not None and rule.quota.take():
+                    continue
+                rule.hits += 1
+                return rule
             return None
 
 
@@ -149,19 +273,23 @@ class _Handler(BaseHTTPRequestHandler):
         operation = self.headers.get("X-Amz-Target")
         path = self.path.split("?", 1)[0]
         key = _ACCESS_KEY.search(self.headers.get("Authorization", ""))
-        rule = state.pick(operation, self.command, path)
+        rule = state.pick(operation, self.command, path, body)
 
         def record(action: str) -> None:
             with state.lock:
                 state.seen.append(Seen(operation, self.command, self.path, action, key[1] if key else None))
 
+        if rule is not None and rule.reset:
+            record("reset")
+            self._reset()
+            return
         if rule is not None and rule.stall:
             record("stalled")
             state.released.wait(MAX_STALL_SECONDS)
             self.close_connection = True
             return
         if rule is not None and rule.status is not None:
-            record(f"status {rule.status}")
+            record("throttled" if rule.quota is not None else f"status {rule.status}")
             self._respond(rule.status, rule.body, rule.content_type)
             return
         if rule is not None and rule.latency:
@@ -200,6 +328,14 @@ class _Handler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(payload)
 
+    def _reset(self) -> None:
+        """Drop the connection with a TCP RST: SO_LINGER 0, then close the socket itself (the read buffer
+        holds a reference to it, so close that first); nothing more is sent on it."""
+        self.close_connection = True
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.rfile.close()
+        self.connection.close()
+
     def _respond(self, status: int, body: bytes, content_type: str) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
@@ -217,9 +353,9 @@ class _Server(ThreadingHTTPServer):
     block_on_close = False
     allow_reuse_address = True
 
-    def __init__(self, state: _State) -> None:
+    def __init__(self, state: _State, max_connections: int = MAX_CONNECTIONS) -> None:
         self.state = state
-        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+        self._slots = threading.BoundedSemaphore(max_connections)
         super().__init__(("127.0.0.1", 0), _Handler)
 
     def process_request(self, request: socket.socket, client_address: object) -> None:  # type: ignore[override]
@@ -236,11 +372,11 @@ class _Server(ThreadingHTTPServer):
 
 
 class FaultProxy:
-    def __init__(self, upstream: str) -> None:
+    def __init__(self, upstream: str, *, seed: int = 0, max_connections: int = MAX_CONNECTIONS) -> None:
         parts = urlsplit(upstream)
         assert parts.hostname and parts.port, upstream
-        self._state = _State(parts.hostname, parts.port)
-        self._server = _Server(self._state)
+        self._state = _State(parts.hostname, parts.port, seed=seed)
+        self._server = _Server(self._state, max_connections)
         host, port = self._server.server_address[:2]
         self.url = f"http://{host}:{port}"
         self._thread = threading.Thread(target=self._server.serve_forever, name="faultproxy", daemon=True)
@@ -257,6 +393,11 @@ class FaultProxy:
 
     def seen_for(self, operation: str) -> list[Seen]:
         return [s for s in self.seen if s.operation == operation]
+
+    def counts(self) -> Counter[tuple[str, str]]:
+        """Requests per (operation, outcome): ``("AmazonSSM.GetParameters", "forwarded")``, ``("s3 GET",
+        "reset")``, ``("secretsmanager.BatchGetSecretValue", "throttled")``."""
+        return Counter((s.label, s.action) for s in self.seen)
 
     def start(self) -> FaultProxy:
         self._thread.start()
