@@ -27,6 +27,10 @@ TRANSIENT_CODES: Final = frozenset({
     "InternalServiceError", "InternalServiceErrorException", "InternalFailure", "InternalError",
     "ServiceUnavailable", "ServiceUnavailableException", "PriorRequestNotComplete", "EC2ThrottledException",
 })
+THROTTLING_CODES: Final = frozenset({
+    "Throttling", "ThrottlingException", "ThrottledException", "RequestThrottledException",
+    "TooManyRequestsException", "RequestLimitExceeded", "SlowDown", "EC2ThrottledException",
+})
 NOT_FOUND_CODES: Final = frozenset({
     "ResourceNotFoundException", "ParameterNotFound", "ParameterVersionNotFound", "NoSuchKey", "NoSuchVersion",
     "NoSuchBucket",
@@ -69,11 +73,13 @@ class ClientFactory:
         return self._clients[key]
 
 
-def known_regions() -> frozenset[str]:
-    """Every region in botocore's endpoint data, across partitions."""
+def known_regions(session: Session | None = None) -> frozenset[str]:
+    """Every region in botocore's endpoint data, across partitions. With a session, its caching loader is
+    used, so the endpoint data is parsed once for this check and for every client."""
     from botocore.loaders import create_loader
 
-    endpoints = create_loader().load_data("endpoints")
+    loader = session.get_component("data_loader") if session is not None else create_loader()
+    endpoints = loader.load_data("endpoints")
     return frozenset(region for partition in endpoints["partitions"] for region in partition["regions"])
 
 

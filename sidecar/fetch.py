@@ -9,7 +9,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, Final, TypeVar
 
-from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
+from tenacity import RetryCallState, Retrying, retry_if_exception, wait_random_exponential
 from tenacity.stop import stop_base
 
 from sidecar import aws
@@ -18,7 +18,8 @@ from sidecar.outcomes import CheckOutcome, Failure, Outcome
 from sidecar.plan import Call
 from sidecar.references import SecretTarget, Target
 
-MAX_ATTEMPTS: Final = 6
+MAX_ATTEMPTS: Final = 6  # for server errors, resets and timeouts
+MAX_THROTTLED_ATTEMPTS: Final = 20  # throttling clears as a fleet's burst passes: keep trying, within the deadline
 BACKOFF_MULTIPLIER_SECONDS: Final = 0.2
 BACKOFF_MAX_SECONDS: Final = 4.0
 MIN_ATTEMPT_SECONDS: Final = 0.5  # do not start an attempt that could not finish before the deadline
@@ -67,12 +68,27 @@ class Fetcher:
 
     # -- retries ---------------------------------------------------------------------------------------------
 
-    def retrying(self, what: Callable[[], T], *, describe: dict[str, object]) -> T:
+    def retrying(
+        self, what: Callable[[], T], *, describe: dict[str, object], retry_throttling: bool = True
+    ) -> T:
         """Call ``what`` with tenacity's full-jitter exponential backoff until it succeeds, fails
-        permanently, runs out of attempts, or the next attempt could not finish before the deadline."""
+        permanently, runs out of attempts, or the next attempt could not finish before the deadline.
+
+        Throttling gets more attempts than other transient errors: at a fleet's start-up it is the quota,
+        not a fault, and it passes. With ``retry_throttling`` false it is not retried at all (the caller has
+        a cheaper way around it)."""
 
         def out_of_time(state: RetryCallState) -> bool:
             return self._deadline.remaining() - (state.upcoming_sleep or 0) < MIN_ATTEMPT_SECONDS
+
+        def out_of_attempts(state: RetryCallState) -> bool:
+            exc = state.outcome.exception() if state.outcome else None
+            throttled = exc is not None and aws.error_code(exc)[0] in aws.THROTTLING_CODES
+            return state.attempt_number >= (MAX_THROTTLED_ATTEMPTS if throttled else MAX_ATTEMPTS)
+
+        def should_retry(exc: BaseException) -> bool:
+            code, transient = aws.error_code(exc)
+            return transient and (retry_throttling or code not in aws.THROTTLING_CODES)
 
         def log_retry(state: RetryCallState) -> None:
             self.stats.count(retries=1)
@@ -82,9 +98,9 @@ class Fetcher:
                               sleep_s=round(state.upcoming_sleep or 0, 3))
 
         retrying = Retrying(
-            retry=retry_if_exception(lambda exc: aws.error_code(exc)[1]),
+            retry=retry_if_exception(should_retry),
             wait=wait_random_exponential(multiplier=BACKOFF_MULTIPLIER_SECONDS, max=BACKOFF_MAX_SECONDS),
-            stop=stop_after_attempt(MAX_ATTEMPTS) | stop_when(out_of_time),
+            stop=stop_when(out_of_attempts) | stop_when(out_of_time),
             before_sleep=log_retry,
             reraise=True,
         )
@@ -168,12 +184,19 @@ class Fetcher:
             self._log.info("api_call", **describe, attempt=attempt, duration_ms=_ms_since(started), outcome="ok")
             return result
 
+        batch = call.operation == "BatchGetSecretValue"
         try:
-            results = self.retrying(attempt_once, describe=describe)
+            # A throttled batch is not retried as a batch: its ~100/s quota is the scarce one at a fleet's
+            # start-up, while GetSecretValue's is 100 times larger.
+            results = self.retrying(attempt_once, describe=describe, retry_throttling=not batch)
         except aws.AWS_ERRORS as exc:  # anything else is a bug and surfaces as one (exit 1)
             code, transient = aws.error_code(exc)
-            if call.operation == "BatchGetSecretValue" and code in aws.ACCESS_DENIED_CODES:
+            if batch and code in aws.ACCESS_DENIED_CODES:
                 return {}, self._fall_back(call)
+            if batch and code in aws.THROTTLING_CODES:
+                self._log.info("batch_throttled", region=call.region, ids=len(call.targets),
+                               reason="using GetSecretValue per secret for this batch")
+                return {}, self._singles(call)
             if transient:
                 reason = f"{call.operation} kept failing with {code} after {attempt} attempt(s)"
                 return {t: Failure(code, f"{reason} for {t.describe()}") for t in call.targets}, []
@@ -190,6 +213,10 @@ class Fetcher:
                 reason="the task role lacks secretsmanager:BatchGetSecretValue; using GetSecretValue per secret "
                 "(grant it, or set SIDECAR_SM_BATCH=never to silence this)",
             )
+        return self._singles(call)
+
+    @staticmethod
+    def _singles(call: Call) -> list[Call]:
         return [Call(call.service, call.region, "GetSecretValue", (target,)) for target in call.targets]
 
     def _retry_items_singly(

@@ -33,12 +33,12 @@ def plan_for(settings: Settings, targets: Iterable[Target] | None = None) -> tup
     return make_plan(chosen, settings.sm_batch, settings.concurrency)
 
 
-def check_regions(settings: Settings) -> None:
+def check_regions(settings: Settings, session: Any = None) -> None:
     """A region botocore's endpoint data does not know is a configuration error (a typo would otherwise
     surface as a DNS failure after every retry)."""
     from sidecar.aws import known_regions
 
-    regions = known_regions()
+    regions = known_regions(session)
     for entry in settings.entries:
         for reference in entry.references:
             region = reference.target.region
@@ -111,7 +111,8 @@ class Job:
 
 def run(settings: Settings, log: Log, started: float) -> Job:
     """Write every required secret, or raise a ``SidecarError`` leaving the output directory untouched."""
-    check_regions(settings)
+    job = Job(settings, log)  # a botocore session and no network access yet
+    check_regions(settings, job.clients.session)
     calls = plan_for(settings)
     log.info(
         "start",
@@ -125,7 +126,6 @@ def run(settings: Settings, log: Log, started: float) -> Job:
     owners = {(e.uid, e.gid) for e in settings.entries} | {(settings.uid, settings.gid)}
     commit.preflight(settings.output_dir, owners)
 
-    job = Job(settings, log)
     fetcher = job.fetcher(max(0.0, settings.timeout_seconds - (time.monotonic() - started)))
     fetcher.resolve_credentials()
     outcomes = fetcher.fetch(calls)
