@@ -27,7 +27,7 @@ _S3_VERSION_MARKER: Final = "?versionId="
 MAX_PARAMETER_LEVELS: Final = 15
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True)
 class SecretTarget:
     """One version of one Secrets Manager secret (``version_stage`` None means AWSCURRENT)."""
 
@@ -48,7 +48,7 @@ class SecretTarget:
         return f"secret {self.secret_id}{pin}"
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True)
 class ParameterTarget:
     """One SSM parameter, ``name`` possibly carrying a ``:version`` or ``:label`` selector."""
 
@@ -66,7 +66,7 @@ class ParameterTarget:
         return f"parameter {self.name} in {self.region}"
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True)
 class ObjectTarget:
     """One S3 object version (``version_id`` None means the latest)."""
 
