@@ -89,6 +89,10 @@ def main() -> int:
             size = "" if path.is_dir() else f"{info.st_size:6d} bytes"
             print(f"  {stat.filemode(info.st_mode)} {info.st_uid}:{info.st_gid} {size:>12}  "
                   f"{path.relative_to(out / '..data')}")
+        if code == 0:
+            print("\nas the app reads them (demo values):")
+            for name in ("db_password", "db/port", "db.url", "tls/cert.pem"):
+                print(f"  {name}: {(out / name).read_bytes()!r}")
         return code
     finally:
         shutil.rmtree(out, ignore_errors=True)
