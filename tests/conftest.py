@@ -102,7 +102,7 @@ def moto_endpoint() -> Iterator[str]:
 @pytest.fixture
 def moto(moto_endpoint: str) -> str:
     """A moto server with empty state."""
-    request = urllib.request.Request(f"{moto_endpoint}/moto-api/reset", method="POST")
+    request = urllib.request.Request(f"{moto_endpoint}/moto-api/reset", method="POST")  # noqa: S310
     with urllib.request.urlopen(request, timeout=10):  # noqa: S310 - loopback URL we built
         pass
     return moto_endpoint

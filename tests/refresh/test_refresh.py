@@ -213,7 +213,8 @@ def test_healthcheck_before_the_first_commit_and_outside_refresh_mode(
 ) -> None:
     env = refresh_env(moto, tmp_path, seeded)
     result = run_sidecar(env, "healthcheck", guard=secret_values)
-    assert (result.code, result.stdout.strip()) == (1, "unhealthy: no health record yet: the first commit has not happened")
+    assert result.code == 1
+    assert result.stdout.strip() == "unhealthy: no health record yet: the first commit has not happened"
     once = {k: v for k, v in env.items() if k != "SIDECAR_REFRESH_INTERVAL"}
     assert run_sidecar(once, "healthcheck", guard=secret_values).code == 1
 

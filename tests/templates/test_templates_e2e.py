@@ -43,7 +43,8 @@ def test_templates_render_files_with_escaping_mode_and_one_fetch(
          "template": "{{ db.host }}:{{ db.port }}:*:{{ db.username | pgpass }}:{{ pw | pgpass }}\n",
          "inputs": {"db": db_arn, "pw": f"{db_arn}:password::"}},
         {"name": "config.json", "template": '{"password": {{ db.password | json }}}', "inputs": {"db": db_arn}},
-        {"name": "app.properties", "templateFile": str(template_file), "inputs": {"db": db_arn, "region": "/tpl/region"}},
+        {"name": "app.properties", "templateFile": str(template_file),
+         "inputs": {"db": db_arn, "region": "/tpl/region"}},
     )
     assert result.code == 0, result.stdout
     assert (out / "db.url").read_bytes() == b"postgresql://app:p%40ss%3Aw%2Frd%27%241@db.internal:5432/app"
