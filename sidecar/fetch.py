@@ -109,9 +109,32 @@ class Fetcher:
     # -- credentials -----------------------------------------------------------------------------------------
 
     def resolve_credentials(self) -> None:
-        """Resolve credentials once, before any thread needs them, so a missing task role is one clear error."""
+        """Resolve credentials once, before any thread needs them, so a missing task role is one clear error.
+
+        One attempt against the container endpoint can take seconds (botocore tries it three times, a second
+        apart), so the resolution runs in a daemon thread and is given up when the deadline passes."""
+        answer: list[Any] = []
+        failure: list[BaseException] = []
+
+        def resolve() -> None:
+            try:
+                answer.append(self.retrying(self._clients.session.get_credentials,
+                                            describe={"event_for": "credentials"}))
+            except BaseException as exc:  # handed to the waiting thread
+                failure.append(exc)
+
+        worker = threading.Thread(target=resolve, name="credentials", daemon=True)
+        worker.start()
+        worker.join(self._deadline.remaining())
+        if worker.is_alive():
+            raise FetchError(
+                "could not obtain AWS credentials (the task role) before the SIDECAR_TIMEOUT deadline: the "
+                "credentials endpoint did not answer in time"
+            )
         try:
-            credentials = self.retrying(self._clients.session.get_credentials, describe={"event_for": "credentials"})
+            if failure:
+                raise failure[0]
+            credentials = answer[0]
         except aws.AWS_ERRORS as exc:
             raise FetchError(
                 f"could not obtain AWS credentials (the task role): {type(exc).__name__}: {aws.aws_message(exc)}"
