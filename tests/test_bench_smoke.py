@@ -4,6 +4,7 @@ claim to count, and the simulation behaves as its model says. Performance itself
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import subprocess
 import sys
 from pathlib import Path
@@ -11,11 +12,13 @@ from types import ModuleType
 
 import pytest
 
-from sidecar.fetch import BACKOFF_MAX_SECONDS, BACKOFF_MULTIPLIER_SECONDS
+from sidecar.fetch import BACKOFF_MAX_SECONDS, BACKOFF_MULTIPLIER_SECONDS, MAX_ATTEMPTS, MAX_THROTTLED_ATTEMPTS
 
 ROOT = Path(__file__).resolve().parent.parent
 GENEROUS = {"BatchGetSecretValue": 1e6, "GetSecretValue": 1e6, "GetParameters": 1e6}
 TIGHT = {"BatchGetSecretValue": 10.0, "GetSecretValue": 20.0, "GetParameters": 2.0}
+TIGHT_BATCH = {**GENEROUS, "BatchGetSecretValue": 10.0}  # only the batch quota is short
+ONE_CALL = 1e-9  # a bucket that lets its first call through and then throttles every one
 
 
 @pytest.fixture(scope="module")
@@ -34,16 +37,27 @@ def test_backoff_window_is_the_sidecars_full_jitter_window(fleet: ModuleType) ->
         assert fleet.backoff_window(attempt) == pytest.approx(expected)
 
 
-@pytest.mark.parametrize("strategy", ["never", "auto", "always", "split"])
+def test_the_default_policy_is_the_sidecars(fleet: ModuleType) -> None:
+    assert fleet.CURRENT.batch_falls_back
+    assert fleet.CURRENT.throttled_attempts == MAX_THROTTLED_ATTEMPTS
+    assert inspect.signature(fleet.simulate).parameters["policy"].default is fleet.CURRENT
+    assert not fleet.PREVIOUS.batch_falls_back
+    assert fleet.PREVIOUS.throttled_attempts == MAX_ATTEMPTS
+    assert fleet.STRATEGIES == ("never", "auto", "always")  # the values of SIDECAR_SM_BATCH, nothing else
+
+
+@pytest.mark.parametrize("policy", ["CURRENT", "PREVIOUS"])
+@pytest.mark.parametrize("strategy", ["never", "auto", "always"])
 @pytest.mark.parametrize(("secrets", "parameters"), [(5, 0), (25, 0), (3, 12)])
 def test_generous_quota_every_task_succeeds_with_exactly_the_planned_calls(
-    fleet: ModuleType, strategy: str, secrets: int, parameters: int
+    fleet: ModuleType, strategy: str, policy: str, secrets: int, parameters: int
 ) -> None:
     scenario = fleet.Scenario(tasks=30, secrets=secrets, parameters=parameters, window_s=1.0)
-    result = fleet.simulate(scenario, strategy, quotas=GENEROUS, seed=7)
+    result = fleet.simulate(scenario, strategy, quotas=GENEROUS, seed=7, policy=getattr(fleet, policy))
     assert result.failed == 0
     assert len(result.completion_s) == scenario.tasks
     assert sum(result.throttled.values()) == 0
+    assert result.fell_back == 0
     planned = fleet.plan(secrets, parameters, strategy)
     assert result.planned_calls == len(planned) * scenario.tasks
     assert sum(result.calls.values()) == result.planned_calls
@@ -62,24 +76,64 @@ def test_the_planner_decides_the_calls(fleet: ModuleType) -> None:
     assert [c.operation for c in fleet.plan(0, 25, "never")] == ["GetParameters"] * 3
 
 
-def test_tight_quota_throttles_and_the_retry_policy_gives_up(fleet: ModuleType) -> None:
+@pytest.mark.parametrize("strategy", ["auto", "always"])
+def test_a_throttled_batch_goes_to_single_calls_at_once_and_no_task_fails(fleet: ModuleType, strategy: str) -> None:
     scenario = fleet.Scenario(tasks=60, secrets=25, window_s=1.0)
-    result = fleet.simulate(scenario, "always", quotas=TIGHT, seed=7)
+    result = fleet.simulate(scenario, strategy, quotas=TIGHT_BATCH, seed=7)
     assert result.throttled["BatchGetSecretValue"] > 0
-    assert sum(result.calls.values()) > result.planned_calls  # retries are calls too
-    assert result.failed > 0
-    assert result.failed + len(result.completion_s) == scenario.tasks
-    # Retried until the deadline instead of six attempts, the same fleet gets through.
-    patient = fleet.simulate(scenario, "always", quotas=TIGHT, seed=7, max_attempts=10_000)
-    assert patient.failed == 0
-
-
-def test_split_falls_back_to_single_calls_when_the_batch_is_throttled(fleet: ModuleType) -> None:
-    scenario = fleet.Scenario(tasks=60, secrets=25, window_s=1.0)
-    result = fleet.simulate(scenario, "split", quotas={**TIGHT, "GetSecretValue": 1e6}, seed=7)
-    assert result.throttled["BatchGetSecretValue"] > 0
-    assert result.calls["GetSecretValue"] > 0
+    # Every throttled batch fell back, none was retried: each planned batch reached AWS exactly once.
+    assert result.fell_back == result.throttled["BatchGetSecretValue"]
+    assert result.calls["BatchGetSecretValue"] == result.planned_calls
+    # Its secrets went to GetSecretValue, one call each (a batch holds 20 or 5 of the 25).
+    assert 5 * result.fell_back <= result.calls["GetSecretValue"] <= 20 * result.fell_back
     assert result.failed == 0
+    assert len(result.completion_s) == scenario.tasks
+
+
+@pytest.mark.parametrize("strategy", ["auto", "always"])
+def test_the_previous_policy_retried_the_batch_and_failed_tasks_where_the_sidecar_fails_none(
+    fleet: ModuleType, strategy: str
+) -> None:
+    scenario = fleet.Scenario(tasks=60, secrets=25, window_s=1.0)
+    previous = fleet.simulate(scenario, strategy, quotas=TIGHT_BATCH, seed=7, policy=fleet.PREVIOUS)
+    assert previous.throttled["BatchGetSecretValue"] > 0
+    assert previous.fell_back == 0
+    assert previous.calls["GetSecretValue"] == 0
+    assert previous.calls["BatchGetSecretValue"] > previous.planned_calls  # retries are calls too
+    assert previous.failed_attempts > 0
+    assert previous.failed + len(previous.completion_s) == scenario.tasks
+    current = fleet.simulate(scenario, strategy, quotas=TIGHT_BATCH, seed=7)
+    assert current.failed == 0
+
+
+@pytest.mark.parametrize(("policy", "attempts"), [("CURRENT", MAX_THROTTLED_ATTEMPTS), ("PREVIOUS", MAX_ATTEMPTS)])
+def test_a_throttled_single_call_stops_after_the_policys_attempts(
+    fleet: ModuleType, policy: str, attempts: int
+) -> None:
+    # One task, two GetParameters calls; the bucket lets the first through and throttles the other for good.
+    scenario = fleet.Scenario(tasks=1, secrets=0, parameters=20, deadline_s=10_000.0)
+    result = fleet.simulate(scenario, "never", quotas={**GENEROUS, "GetParameters": ONE_CALL}, seed=7,
+                            policy=getattr(fleet, policy))
+    assert result.calls["GetParameters"] == 1 + attempts
+    assert result.throttled["GetParameters"] == attempts
+    assert (result.failed_attempts, result.failed_deadline) == (1, 0)
+
+
+def test_a_throttled_single_call_stops_before_the_deadline(fleet: ModuleType) -> None:
+    scenario = fleet.Scenario(tasks=1, secrets=0, parameters=20, deadline_s=5.0)
+    result = fleet.simulate(scenario, "never", quotas={**GENEROUS, "GetParameters": ONE_CALL}, seed=7)
+    assert 1 < result.calls["GetParameters"] < 1 + MAX_THROTTLED_ATTEMPTS
+    assert (result.failed_attempts, result.failed_deadline) == (0, 1)
+
+
+def test_more_attempts_for_throttling_turn_failed_tasks_into_slow_ones(fleet: ModuleType) -> None:
+    scenario = fleet.Scenario(tasks=60, secrets=0, parameters=5, window_s=1.0)
+    quotas = {**GENEROUS, "GetParameters": 10.0}
+    previous = fleet.simulate(scenario, "never", quotas=quotas, seed=7, policy=fleet.PREVIOUS)
+    current = fleet.simulate(scenario, "never", quotas=quotas, seed=7)
+    assert previous.failed_attempts > 0
+    assert current.failed == 0
+    assert max(current.completion_s) > max(previous.completion_s)
 
 
 def test_the_simulation_is_deterministic(fleet: ModuleType) -> None:
