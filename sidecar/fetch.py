@@ -19,7 +19,7 @@ from sidecar.plan import Call
 from sidecar.references import SecretTarget, Target
 
 MAX_ATTEMPTS: Final = 6  # for server errors, resets and timeouts
-MAX_THROTTLED_ATTEMPTS: Final = 20  # throttling clears as a fleet's burst passes: keep trying, within the deadline
+MAX_THROTTLED_ATTEMPTS: Final = 40  # throttling clears as a fleet's burst passes: the deadline ends it first
 BACKOFF_MULTIPLIER_SECONDS: Final = 0.2
 BACKOFF_MAX_SECONDS: Final = 4.0
 MIN_ATTEMPT_SECONDS: Final = 0.5  # do not start an attempt that could not finish before the deadline
