@@ -352,6 +352,7 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
     allow_reuse_address = True
+    request_queue_size = 128  # a fleet connects at once: a short backlog would refuse connections itself
 
     def __init__(self, state: _State, max_connections: int = MAX_CONNECTIONS) -> None:
         self.state = state
