@@ -157,7 +157,8 @@ def _seen_through_names(directory: Path) -> dict[str, bytes]:
 def _kill_during_commit(env: dict[str, str], directory: Path, delay: float | None) -> tuple[str, bytes, float]:
     """Start a run, wait until its payload directory appears (the commit has begun), wait ``delay``, SIGKILL
     (``None``: let it finish). Returns where it was (``commit``: killed while committing; ``finished``: it
-    exited first), its output, and the seconds from the payload's appearance to the kill or the exit."""
+    exited first), its output, and the seconds from the payload's appearance to the kill or, with ``None``,
+    to the commit point."""
     before = set(payload_dirs(directory))
     process = subprocess.Popen([SIDECAR], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     state, window = "timeout", 0.0
@@ -165,10 +166,15 @@ def _kill_during_commit(env: dict[str, str], directory: Path, delay: float | Non
     while time.monotonic() < deadline and process.poll() is None:
         if set(payload_dirs(directory)) - before:
             appeared = time.monotonic()
-            if delay is None:
-                process.wait(timeout=60)
-            else:
-                time.sleep(delay)
+            if delay is None:  # measure up to the commit point: ..data names another payload
+                previous = os.readlink(directory / "..data")
+                while process.poll() is None and os.readlink(directory / "..data") == previous:
+                    time.sleep(0.0005)
+                window = time.monotonic() - appeared
+                output = process.communicate(timeout=60)[0]
+                record_process_output(output)
+                return "finished", output, window
+            time.sleep(delay)
             window = time.monotonic() - appeared
             state = "finished"
             if process.poll() is None:
@@ -197,7 +203,7 @@ def test_sigkill_in_the_middle_of_a_commit_leaves_the_old_or_the_new_set(
                            SIDECAR_SECRETS=json.dumps(sets[label][0]))
 
     assert_ok(run_sidecar(env("A"), guard=secret_values))
-    # How long a commit of this set takes here: kills are spread over that window and a little past it.
+    # How long building and swapping in this set takes here: kills are spread over that window and past it.
     state, output, window = _kill_during_commit(env("B"), directory, None)
     assert state == "finished" and b'"event": "done"' in output
     committed = "B"
