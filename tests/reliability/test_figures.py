@@ -180,7 +180,9 @@ def test_a_persistent_fault_fails_before_the_deadline_and_keeps_the_previous_set
 # --- permanent errors: one request, no retry ----------------------------------------------------------------
 
 
-def _permanent_case(name: str, aws: Any, proxy: FaultProxy, secret_values: SecretValues) -> tuple[dict[str, Any], str, str]:
+def _permanent_case(
+    name: str, aws: Any, proxy: FaultProxy, secret_values: SecretValues
+) -> tuple[dict[str, Any], str, str]:
     """Seed and inject one permanent error; returns the entry, the counted operation and the reason's fragment."""
     if name in ("AccessDeniedException", "DecryptionFailure", "ValidationException-sm"):
         arn = aws.secretsmanager.create_secret(Name=f"perm/{name}",

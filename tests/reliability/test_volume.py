@@ -9,7 +9,6 @@ import random
 import signal
 import subprocess
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -207,7 +206,7 @@ def test_sigkill_in_the_middle_of_a_commit_leaves_the_old_or_the_new_set(
     state, output, window = _kill_during_commit(env("B"), directory, None)
     assert state == "finished" and b'"event": "done"' in output
     committed = "B"
-    rng = random.Random(KILL_SEED)
+    rng = random.Random(KILL_SEED)  # noqa: S311 - reproducible kill moments, not secrets
     where: list[str] = []
     outcomes: list[str] = []
     leftovers = 0
