@@ -155,3 +155,31 @@ def test_endpoint_failing_for_good_fails_within_the_deadline(
 def _seconds_between(first: str, last: str) -> float:
     parse = lambda stamp: datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ")  # noqa: E731
     return (parse(last) - parse(first)).total_seconds()
+
+
+@pytest.mark.slow
+def test_endpoint_that_never_answers_fails_at_the_deadline(
+    aws: Any, previous: Path, proxy: FaultProxy, secret_values: SecretValues
+) -> None:
+    """The kernel accepts the connection, nobody answers: each of botocore's tries waits for its read timeout,
+    so one attempt would take about nine seconds; the run ends at its deadline instead."""
+    aws.ssm.put_parameter(Name="/cred/p", Value=secret_values.add("value-never-fetched"), Type="SecureString")
+    before = full_state(previous)
+    deadline = 4
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}/creds"
+
+        started = time.monotonic()
+        result = run_sidecar(_env(proxy.url, previous, url, SIDECAR_TIMEOUT=str(deadline)), guard=secret_values,
+                             timeout=60)
+        elapsed = time.monotonic() - started
+
+    failed = assert_failed(result, 3, "could not obtain AWS credentials (the task role) before the SIDECAR_TIMEOUT")
+    assert proxy.seen == []
+    assert full_state(previous) == before
+    inside = _seconds_between(result.events[0]["timestamp"], failed["timestamp"])
+    figure("credentials_silent", seconds=round(elapsed, 2), seconds_inside=round(inside, 2), deadline=deadline)
+    assert inside < deadline
+    assert elapsed < deadline + 1.5
