@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from sidecar.fetch import MAX_ATTEMPTS, MAX_THROTTLED_ATTEMPTS
 from tests.conftest import REGION, SecretValues, run_sidecar, sidecar_env
 from tests.e2e.faultproxy import (
     FaultProxy,
@@ -136,14 +137,14 @@ def _by_action(counts: Any) -> dict[str, int]:
 PERSISTENT: dict[str, tuple[Callable[[str], Rule], str, str, int]] = {
     # name: (rule for the bucket, counted operation, the cause the reason names, most attempts allowed)
     "ssm-resets": (lambda bucket: reset(GET_PARAMETERS), GET_PARAMETERS,
-                   "GetParameters kept failing with ConnectionClosedError", 6),
+                   "GetParameters kept failing with ConnectionClosedError", MAX_ATTEMPTS),
     "sm-500": (lambda bucket: server_error(BATCH_GET, 500), BATCH_GET,
-               "BatchGetSecretValue kept failing with InternalFailure", 6),
+               "BatchGetSecretValue kept failing with InternalFailure", MAX_ATTEMPTS),
     "sm-503": (lambda bucket: server_error(GET_SECRET, 503), GET_SECRET,
-               "GetSecretValue kept failing with ServiceUnavailableException", 6),
-    # Throttling gets up to 20 attempts: here the deadline ends them first.
+               "GetSecretValue kept failing with ServiceUnavailableException", MAX_ATTEMPTS),
+    # Throttling gets many more attempts: here the deadline ends them first.
     "s3-slowdown": (lambda bucket: slow_down("GET", f"/{bucket}/obj/001.bin"), S3_GET,
-                    "GetObject kept failing with SlowDown", 20),
+                    "GetObject kept failing with SlowDown", MAX_THROTTLED_ATTEMPTS),
 }
 
 
@@ -158,7 +159,7 @@ def test_a_persistent_fault_fails_before_the_deadline_and_keeps_the_previous_set
     proxy = seeded_proxy()
     proxy.add(make_rule(data.bucket))
     before = full_state(previous)
-    deadline = 6 if most == 20 else 10  # throttling: the deadline, not the attempt count, ends it
+    deadline = 6 if most == MAX_THROTTLED_ATTEMPTS else 10  # throttling: the deadline, not the attempt count, ends it
 
     started = time.monotonic()
     result = run_sidecar(sidecar_env(proxy.url, SIDECAR_OUTPUT_DIR=str(previous), SIDECAR_SECRETS=data.secrets,
