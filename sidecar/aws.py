@@ -7,7 +7,7 @@ Each operation maps results back to targets by identity, never by position.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from sidecar import __version__
 from sidecar.outcomes import Checked, CheckOutcome, Failure, Fetched, Outcome
@@ -18,6 +18,7 @@ from sidecar.secret import SecretBytes
 if TYPE_CHECKING:
     from botocore.session import Session
 
+T = TypeVar("T")
 CONNECT_TIMEOUT_SECONDS: Final = 3.0
 READ_TIMEOUT_SECONDS: Final = 10.0
 
@@ -142,14 +143,24 @@ def _secret_outcome(target: SecretTarget, item: Mapping[str, Any], max_bytes: in
 
 
 def _get_parameters(client: Any, call: Call, max_bytes: int) -> dict[Target, Outcome]:
+    def fetched(target: ParameterTarget, parameter: Mapping[str, Any]) -> Outcome:
+        value = parameter.get("Value", "").encode("utf-8")
+        return _sized(target, value, _parameter_version(parameter), max_bytes)
+
+    return _parameters(client, call, fetched, decrypt=True)
+
+
+def _parameters(
+    client: Any, call: Call, answer: Callable[[ParameterTarget, Mapping[str, Any]], T], *, decrypt: bool
+) -> dict[Target, T | Failure]:
+    """One GetParameters call; each answer mapped back to its request, and every request answered."""
     targets = {t.name: t for t in call.targets if isinstance(t, ParameterTarget)}
-    response = client.get_parameters(Names=list(targets), WithDecryption=True)
-    outcomes: dict[Target, Outcome] = {}
+    response = client.get_parameters(Names=list(targets), WithDecryption=decrypt)
+    outcomes: dict[Target, T | Failure] = {}
     for parameter in response.get("Parameters", []):
         target = _requested_parameter(targets, parameter)
         if target is not None:
-            value = parameter.get("Value", "").encode("utf-8")
-            outcomes[target] = _sized(target, value, str(parameter.get("Version", "")) or None, max_bytes)
+            outcomes[target] = answer(target, parameter)
     for name in response.get("InvalidParameters", []):
         if name in targets:
             outcomes[targets[name]] = failure_for("ParameterNotFound", "", targets[name], "GetParameters")
@@ -159,7 +170,13 @@ def _get_parameters(client: Any, call: Call, max_bytes: int) -> dict[Target, Out
     return outcomes
 
 
-def _requested_parameter(targets: Mapping[str, ParameterTarget], parameter: Mapping[str, Any]) -> Target | None:
+def _parameter_version(parameter: Mapping[str, Any]) -> str | None:
+    return str(parameter.get("Version", "")) or None
+
+
+def _requested_parameter(
+    targets: Mapping[str, ParameterTarget], parameter: Mapping[str, Any]
+) -> ParameterTarget | None:
     """The request a GetParameters answer belongs to. The planner never puts one parameter twice in a call,
     so the bare name identifies it, whatever form the answer's ``Selector`` takes."""
     name = parameter.get("Name", "")
@@ -216,17 +233,9 @@ def _describe_secret(client: Any, call: Call) -> dict[Target, CheckOutcome]:
 
 
 def _parameter_versions(client: Any, call: Call) -> dict[Target, CheckOutcome]:
-    targets = {t.name: t for t in call.targets if isinstance(t, ParameterTarget)}
     # Without decryption: the answer carries the version, and no KMS call is made.
-    response = client.get_parameters(Names=list(targets), WithDecryption=False)
-    outcomes: dict[Target, CheckOutcome] = {}
-    for parameter in response.get("Parameters", []):
-        target = _requested_parameter(targets, parameter)
-        if target is not None:
-            outcomes[target] = Checked(str(parameter.get("Version", "")) or None)
-    for target in targets.values():
-        outcomes.setdefault(target, failure_for("ParameterNotFound", "", target, "GetParameters"))
-    return outcomes
+    return _parameters(client, call, lambda _target, parameter: Checked(_parameter_version(parameter)),
+                       decrypt=False)
 
 
 def _head_object(client: Any, call: Call) -> dict[Target, CheckOutcome]:
