@@ -9,7 +9,6 @@ containers reach it by name on the network. Every container, volume and network 
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import shutil
@@ -24,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import DUMMY_CREDENTIALS, REGION, SecretValues, record_process_output
+from tests.conftest import DUMMY_CREDENTIALS, REGION, SecretValues, SidecarResult, record_process_output
 
 REPO = Path(__file__).resolve().parents[2]
 REQUIRE_ENV = "SIDECAR_REQUIRE_CONTAINER_TESTS"
@@ -212,15 +211,8 @@ def volume(engine: None) -> Iterator[str]:
 # --- running containers -----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class ContainerResult:
-    code: int
-    stdout: str
-    stderr: str
-
-    @property
-    def events(self) -> list[dict[str, Any]]:
-        return [json.loads(line) for line in self.stdout.splitlines() if line.startswith("{")]
+class ContainerResult(SidecarResult):
+    """A sidecar run inside a container: the same exit code, output and log events as a local process."""
 
     def named(self, event: str) -> list[dict[str, Any]]:
         return [e for e in self.events if e.get("event") == event]
