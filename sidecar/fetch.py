@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, Final, TypeVar
@@ -157,8 +157,7 @@ class Fetcher:
 
     def _execute(self, calls: tuple[Call, ...], perform: Perform[R]) -> dict[Target, R | Failure]:
         """Run every call; a call may hand back follow-up calls (batch fallbacks), run in the same pool."""
-        for call in calls:  # botocore client creation is not thread-safe: create them all here
-            self._clients.client(call.service, call.region)
+        self._clients_for(calls)
         outcomes: dict[Target, R | Failure] = {}
         pool = ThreadPoolExecutor(max_workers=self._concurrency, thread_name_prefix="fetch")
         try:
@@ -182,8 +181,8 @@ class Fetcher:
             pool.shutdown(wait=False, cancel_futures=True)
         return outcomes
 
-    def _clients_for(self, calls: list[Call]) -> None:
-        for call in calls:
+    def _clients_for(self, calls: Iterable[Call]) -> None:
+        for call in calls:  # botocore client creation is not thread-safe: the main thread creates them all
             self._clients.client(call.service, call.region)
 
     def _run_call(self, call: Call, perform: Perform[R]) -> tuple[dict[Target, R | Failure], list[Call]]:
@@ -239,8 +238,10 @@ class Fetcher:
         return self._singles(call)
 
     @staticmethod
-    def _singles(call: Call) -> list[Call]:
-        return [Call(call.service, call.region, "GetSecretValue", (target,)) for target in call.targets]
+    def _singles(call: Call, targets: Iterable[Target] | None = None) -> list[Call]:
+        """One GetSecretValue call for each of ``targets`` (default: all the batch's targets)."""
+        chosen = call.targets if targets is None else targets
+        return [Call(call.service, call.region, "GetSecretValue", (target,)) for target in chosen]
 
     def _retry_items_singly(
         self, call: Call, results: dict[Target, R | Failure]
@@ -253,7 +254,7 @@ class Fetcher:
             if isinstance(o, Failure) and isinstance(t, SecretTarget) and o.code in aws.TRANSIENT_CODES
         ]
         kept = {t: o for t, o in results.items() if t not in again}
-        return kept, [Call(call.service, call.region, "GetSecretValue", (t,)) for t in again]
+        return kept, self._singles(call, again)
 
 
 class stop_when(stop_base):  # named like tenacity's own stop conditions

@@ -8,7 +8,6 @@ deletes or truncates a file.
 
 from __future__ import annotations
 
-import math
 import os
 import random
 import signal
@@ -21,7 +20,6 @@ from sidecar.errors import FetchError, SidecarError
 from sidecar.notify import notify
 from sidecar.outcomes import Failure, Fetched, Outcome
 from sidecar.plan import make_check_plan
-from sidecar.references import Target
 from sidecar.run import Job, plan_for
 
 JITTER: Final = 0.1  # each wait is the interval +-10 %
@@ -38,16 +36,12 @@ def next_delay(interval: float, failures: int, rng: random.Random) -> float:
     return base * rng.uniform(1 - JITTER, 1 + JITTER)
 
 
-def check_calls_per_hour(job: Job) -> float:
-    interval = job.settings.refresh_interval or math.inf
-    return len(make_check_plan(job.targets)) * 3600 / interval
-
-
 class Refresher:
     def __init__(self, job: Job, rng: random.Random | None = None) -> None:
         self.job = job
         self.log = job.log
         self.settings = job.settings
+        self.check_calls = make_check_plan(job.targets)  # the targets never change: plan the checks once
         self.rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
         self.stop = threading.Event()
         self._committing = False
@@ -71,8 +65,8 @@ class Refresher:
         interval = self.settings.refresh_interval
         assert interval is not None  # noqa: S101 - only called in refresh mode
         self.log.info(
-            "refresh_started", interval_s=interval, check_calls_per_cycle=len(make_check_plan(self.job.targets)),
-            check_calls_per_hour=round(check_calls_per_hour(self.job), 1),
+            "refresh_started", interval_s=interval, check_calls_per_cycle=len(self.check_calls),
+            check_calls_per_hour=round(len(self.check_calls) * 3600 / interval, 1),
         )
         self._write_health()
         failures = 0
@@ -97,9 +91,8 @@ class Refresher:
         """One check; fetch and commit what changed. True when a new set was committed."""
         job = self.job
         fetcher = job.fetcher(self.settings.timeout_seconds)
-        calls = make_check_plan(job.targets)
-        checked = fetcher.check(calls)
-        changed = [t for t in job.targets if t in checked and self._changed(t, job.values.get(t), checked[t])]
+        checked = fetcher.check(self.check_calls)
+        changed = [t for t in job.targets if t in checked and self._changed(job.values.get(t), checked[t])]
         self.log.info("refresh_check", api_calls=fetcher.stats.api_calls, changed=len(changed))
         if not changed:
             return False
@@ -122,7 +115,7 @@ class Refresher:
         return True
 
     @staticmethod
-    def _changed(target: Target, previous: Outcome | None, now: Any) -> bool:
+    def _changed(previous: Outcome | None, now: Any) -> bool:
         if isinstance(now, Failure):
             if isinstance(previous, Failure) and previous.not_found and now.not_found:
                 return False  # an optional secret that is still absent
