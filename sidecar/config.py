@@ -12,7 +12,7 @@ import json
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, TypedDict
 
 from sidecar.errors import ConfigError
 from sidecar.names import collision_problems, is_env_name, name_problem
@@ -318,12 +318,33 @@ def _parse_entry(source: str, index: int, raw: object, defaults: _EntryDefaults)
         name,
         raw["valueFrom"],
         defaults,
-        mode=_parse_mode(f"{where}: mode", raw["mode"]) if "mode" in raw else defaults.mode,
-        uid=_parse_id(f"{where}: uid", raw["uid"]) if "uid" in raw else defaults.uid,
-        gid=_parse_id(f"{where}: gid", raw["gid"]) if "gid" in raw else defaults.gid,
+        **_ownership(where, raw, defaults),
         optional=raw.get("optional", False),
         expand=raw.get("expand", False),
     )
+
+
+class _Ownership(TypedDict):
+    mode: int
+    uid: int
+    gid: int
+
+
+def _ownership(where: str, raw: Mapping[str, Any], defaults: _EntryDefaults) -> _Ownership:
+    """An entry's mode, uid and gid: its own keys, else the global settings."""
+    return {
+        "mode": _parse_mode(f"{where}: mode", raw["mode"]) if "mode" in raw else defaults.mode,
+        "uid": _parse_id(f"{where}: uid", raw["uid"]) if "uid" in raw else defaults.uid,
+        "gid": _parse_id(f"{where}: gid", raw["gid"]) if "gid" in raw else defaults.gid,
+    }
+
+
+def _checked_name(where: str, name: object) -> str:
+    problem = name_problem(name)
+    if problem:
+        raise ConfigError(f"{where}: the name {name!r} {problem}")
+    assert isinstance(name, str)  # noqa: S101 - name_problem checked the type
+    return name
 
 
 def _template_entry(where: str, raw: dict[str, Any], defaults: _EntryDefaults) -> Entry:
@@ -334,9 +355,7 @@ def _template_entry(where: str, raw: dict[str, Any], defaults: _EntryDefaults) -
         raise ConfigError(f"{where}: name is required")
     name = raw["name"]
     where = f"{where} ({name!r})" if isinstance(name, str) else where
-    problem = name_problem(name)
-    if problem:
-        raise ConfigError(f"{where}: the name {name!r} {problem}")
+    name = _checked_name(where, name)
     if ("template" in raw) == ("templateFile" in raw):
         raise ConfigError(f"{where}: give either template or templateFile, not both")
     text = raw["template"] if "template" in raw else _read_template_file(where, raw["templateFile"])
@@ -364,9 +383,7 @@ def _template_entry(where: str, raw: dict[str, Any], defaults: _EntryDefaults) -
         name=name,
         value_from="",
         reference=None,
-        mode=_parse_mode(f"{where}: mode", raw["mode"]) if "mode" in raw else defaults.mode,
-        uid=_parse_id(f"{where}: uid", raw["uid"]) if "uid" in raw else defaults.uid,
-        gid=_parse_id(f"{where}: gid", raw["gid"]) if "gid" in raw else defaults.gid,
+        **_ownership(where, raw, defaults),
         template=template,
         inputs=tuple(parsed),
     )
@@ -400,10 +417,7 @@ def _make_entry(
     optional: bool = False,
     expand: bool = False,
 ) -> Entry:
-    problem = name_problem(name)
-    if problem:
-        raise ConfigError(f"{where}: the name {name!r} {problem}")
-    assert isinstance(name, str)  # noqa: S101 - name_problem checked the type
+    name = _checked_name(where, name)
     try:
         reference = parse_value_from(value_from, defaults.region)
     except ConfigError as exc:
