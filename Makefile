@@ -2,6 +2,7 @@
 #   make demo   run the real sidecar against an embedded moto server seeded with example secrets
 #   make test   run the whole test suite (container tests run when a Docker engine answers)
 VENV ?= .venv
+DEMO_VENV ?= .venv-demo
 PYTHON ?= python3
 PY := $(VENV)/bin/python
 
@@ -13,8 +14,15 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $@
 
-demo: $(VENV)/.installed
-	$(PY) examples/demo.py
+# The demo has an environment of its own with the package and the embedded moto server only (the `demo`
+# extra), not the test toolchain.
+$(DEMO_VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(DEMO_VENV)
+	$(DEMO_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -e '.[demo]'
+	touch $@
+
+demo: $(DEMO_VENV)/.installed
+	$(DEMO_VENV)/bin/python examples/demo.py
 
 test: $(VENV)/.installed
 	$(PY) -m pytest
@@ -28,4 +36,4 @@ bench: $(VENV)/.installed
 	$(PY) bench/run.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis
+	rm -rf $(VENV) $(DEMO_VENV) build dist *.egg-info .pytest_cache .hypothesis
