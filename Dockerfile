@@ -28,6 +28,8 @@ RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheels . \
 
 # --- runtime ------------------------------------------------------------------------------------------------
 FROM ${PYTHON_IMAGE}
+# VERSION is sidecar/__init__.py's __version__ and REVISION the git commit: `make image`, the test suite and
+# the release workflow pass both; a plain `docker build` leaves the defaults.
 ARG VERSION=dev
 ARG REVISION=unknown
 LABEL org.opencontainers.image.title="ecs-secrets-sidecar" \
@@ -35,6 +37,8 @@ LABEL org.opencontainers.image.title="ecs-secrets-sidecar" \
       org.opencontainers.image.licenses="Apache-2.0" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.source="https://github.com/ecs-secrets-sidecar/ecs-secrets-sidecar" \
+      org.opencontainers.image.documentation="https://github.com/ecs-secrets-sidecar/ecs-secrets-sidecar/tree/main/docs" \
       org.opencontainers.image.base.name="docker.io/library/python:3.13-slim"
 
 # No installer in the runtime image: pip, setuptools, wheel and ensurepip's bundled wheels go.

@@ -6,7 +6,12 @@ DEMO_VENV ?= .venv-demo
 PYTHON ?= python3
 PY := $(VENV)/bin/python
 
-.PHONY: demo test lint bench clean
+# The version has one source, sidecar/__init__.py; the image's labels are filled from it.
+VERSION = $(shell $(PYTHON) -c 'import sidecar; print(sidecar.__version__)')
+REVISION = $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+IMAGE ?= ecs-secrets-sidecar:$(VERSION)
+
+.PHONY: demo test lint bench clean image
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +36,9 @@ lint: $(VENV)/.installed
 	$(PY) -m pip install --quiet -e '.[dev]'
 	$(VENV)/bin/ruff check sidecar tests examples bench
 	$(VENV)/bin/mypy
+
+image:
+	docker build --build-arg VERSION=$(VERSION) --build-arg REVISION=$(REVISION) -t $(IMAGE) .
 
 bench: $(VENV)/.installed
 	$(PY) bench/run.py

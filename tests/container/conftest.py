@@ -98,12 +98,26 @@ def _fresh_secret_values(_module_secret_values: SecretValues) -> None:
     _module_secret_values.outputs.clear()
 
 
+def source_revision() -> str:
+    """The git commit of the checkout, as `make image` and the release workflow label the image."""
+    found = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True,
+                           check=False)
+    return found.stdout.strip() if found.returncode == 0 else "unknown"
+
+
+def image_build_args() -> list[str]:
+    """The build arguments `make image` passes: the labels carry the package version and the revision."""
+    from sidecar import __version__
+
+    return ["--build-arg", f"VERSION={__version__}", "--build-arg", f"REVISION={source_revision()}"]
+
+
 @pytest.fixture(scope="session")
 def images(engine: None) -> tuple[str, str]:
     """Build the sidecar image and the moto image once per session, at the same time."""
     builds = {
         SIDECAR_IMAGE: subprocess.Popen(
-            ["docker", "build", "-q", "-t", SIDECAR_IMAGE, str(REPO)],
+            ["docker", "build", "-q", *image_build_args(), "-t", SIDECAR_IMAGE, str(REPO)],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         ),
         MOTO_IMAGE: subprocess.Popen(

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from tests.container.conftest import BASE_IMAGE, SIDECAR_IMAGE, SIDECAR_UID, docker
+from sidecar import __version__
+from tests.container.conftest import BASE_IMAGE, SIDECAR_IMAGE, SIDECAR_UID, docker, source_revision
 
 pytestmark = [pytest.mark.container, pytest.mark.slow]
 
@@ -39,6 +40,16 @@ def test_image_configuration(images: tuple[str, str]) -> None:
     assert labels["org.opencontainers.image.title"] == "ecs-secrets-sidecar"
     assert labels["org.opencontainers.image.licenses"] == "Apache-2.0"
     assert labels["org.opencontainers.image.base.name"] == "docker.io/library/python:3.13-slim"
+    assert labels["org.opencontainers.image.source"] == "https://github.com/ecs-secrets-sidecar/ecs-secrets-sidecar"
+
+
+def test_labels_carry_the_package_version_and_the_revision(images: tuple[str, str]) -> None:
+    """One source for the version: the label is sidecar.__version__, which the console script reports too."""
+    labels = json.loads(docker("image", "inspect", SIDECAR_IMAGE).stdout)[0]["Config"]["Labels"]
+    assert labels["org.opencontainers.image.version"] == __version__
+    assert labels["org.opencontainers.image.revision"] == source_revision() != "unknown"
+    reported = docker("run", "--rm", "--read-only", "--network", "none", SIDECAR_IMAGE, "--version").stdout
+    assert reported.split() == ["secrets-sidecar", __version__]
 
 
 def test_runs_as_fixed_user_and_owns_only_the_output_directory(images: tuple[str, str]) -> None:
