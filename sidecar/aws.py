@@ -6,13 +6,14 @@ Each operation maps results back to targets by identity, never by position.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import json
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from sidecar import __version__
 from sidecar.outcomes import Checked, CheckOutcome, Failure, Fetched, Outcome
 from sidecar.plan import Call
-from sidecar.references import AWSCURRENT, ObjectTarget, ParameterTarget, SecretTarget, Target
+from sidecar.references import AWSCURRENT, ObjectTarget, ParameterTarget, SecretTarget, Target, bare_parameter_name
 from sidecar.secret import SecretBytes
 
 if TYPE_CHECKING:
@@ -145,7 +146,7 @@ def _secret_outcome(target: SecretTarget, item: Mapping[str, Any], max_bytes: in
 def _get_parameters(client: Any, call: Call, max_bytes: int) -> dict[Target, Outcome]:
     def fetched(target: ParameterTarget, parameter: Mapping[str, Any]) -> Outcome:
         value = parameter.get("Value", "").encode("utf-8")
-        return _sized(target, value, _parameter_version(parameter), max_bytes)
+        return _sized(target, value, parameter_version(target, parameter), max_bytes)
 
     return _parameters(client, call, fetched, decrypt=True)
 
@@ -154,33 +155,47 @@ def _parameters(
     client: Any, call: Call, answer: Callable[[ParameterTarget, Mapping[str, Any]], T], *, decrypt: bool
 ) -> dict[Target, T | Failure]:
     """One GetParameters call; each answer mapped back to its request, and every request answered."""
-    targets = {t.name: t for t in call.targets if isinstance(t, ParameterTarget)}
-    response = client.get_parameters(Names=list(targets), WithDecryption=decrypt)
+    targets = [t for t in call.targets if isinstance(t, ParameterTarget)]
+    # Parameter Store answers a reference to a Secrets Manager secret only when asked to decrypt.
+    decrypt = decrypt or any(t.is_secret_reference for t in targets)
+    response = client.get_parameters(Names=[t.request_name for t in targets], WithDecryption=decrypt)
     outcomes: dict[Target, T | Failure] = {}
     for parameter in response.get("Parameters", []):
-        target = _requested_parameter(targets, parameter)
+        target = answered_parameter(targets, str(parameter.get("Name", "")))
         if target is not None:
             outcomes[target] = answer(target, parameter)
     for name in response.get("InvalidParameters", []):
-        if name in targets:
-            outcomes[targets[name]] = failure_for("ParameterNotFound", "", targets[name], "GetParameters")
-    for target in targets.values():
+        target = answered_parameter(targets, name)
+        if target is not None:
+            outcomes[target] = failure_for("ParameterNotFound", "", target, "GetParameters")
+    for target in targets:
         if target not in outcomes:
             outcomes[target] = Failure("MissingFromResponse", f"GetParameters did not answer for {target.describe()}")
     return outcomes
 
 
-def _parameter_version(parameter: Mapping[str, Any]) -> str | None:
+def answered_parameter(targets: Sequence[ParameterTarget], name: str) -> ParameterTarget | None:
+    """The request an answer's ``Name`` (or an ``InvalidParameters`` entry) belongs to, whether it comes
+    back as a bare name or an ARN, with or without a selector. The planner never puts one parameter name
+    twice in a call (``/a:1`` and ``/a:2``, or ``/a`` and an ARN of ``/a``), so the bare name identifies it."""
+    exact = next((t for t in targets if name == t.request_name), None)
+    if exact is not None:
+        return exact
+    bare = bare_parameter_name(name)
+    return next((t for t in targets if t.base_name == bare), None)
+
+
+def parameter_version(target: ParameterTarget, parameter: Mapping[str, Any]) -> str | None:
+    """A parameter's version. A reference to a Secrets Manager secret has no Parameter Store version: its
+    ``SourceResult`` (the GetSecretValue answer, value included) carries the secret's version id."""
+    if target.is_secret_reference and isinstance(parameter.get("SourceResult"), str):
+        try:
+            source = json.loads(parameter["SourceResult"])
+        except ValueError:
+            source = None  # no detail kept: the text holds the secret
+        if isinstance(source, dict) and isinstance(source.get("VersionId"), str):
+            return str(source["VersionId"])
     return str(parameter.get("Version", "")) or None
-
-
-def _requested_parameter(
-    targets: Mapping[str, ParameterTarget], parameter: Mapping[str, Any]
-) -> ParameterTarget | None:
-    """The request a GetParameters answer belongs to. The planner never puts one parameter twice in a call,
-    so the bare name identifies it, whatever form the answer's ``Selector`` takes."""
-    name = parameter.get("Name", "")
-    return next((t for t in targets.values() if name in (t.base_name, t.name)), None)
 
 
 def _get_object(client: Any, call: Call, max_bytes: int) -> dict[Target, Outcome]:
@@ -233,8 +248,8 @@ def _describe_secret(client: Any, call: Call) -> dict[Target, CheckOutcome]:
 
 
 def _parameter_versions(client: Any, call: Call) -> dict[Target, CheckOutcome]:
-    # Without decryption: the answer carries the version, and no KMS call is made.
-    return _parameters(client, call, lambda _target, parameter: Checked(_parameter_version(parameter)),
+    # Without decryption where the API allows it: the answer carries the version, and no KMS call is made.
+    return _parameters(client, call, lambda target, parameter: Checked(parameter_version(target, parameter)),
                        decrypt=False)
 
 
@@ -302,6 +317,8 @@ def failure_for(code: str, message: str, target: Target, operation: str) -> Fail
     if code in ACCESS_DENIED_CODES:
         kms = " or kms:Decrypt on its KMS key" if "kms" in message.lower() else ""
         permission = PERMISSION[operation]
+        if isinstance(target, ParameterTarget) and target.is_secret_reference:
+            permission += " (and secretsmanager:GetSecretValue on the secret it references)"
         return Failure(code, f"access denied ({code}): the task role lacks {permission}{kms} on {what}{said}")
     if code in ("DecryptionFailure", "KMSAccessDeniedException", "KMSDisabledException", "KMSInvalidStateException"):
         return Failure(code, f"KMS could not decrypt {what} ({code}): the task role needs kms:Decrypt on its key{said}")

@@ -69,8 +69,9 @@ def make_plan(targets: Iterable[Target], sm_batch: SmBatch = "auto", concurrency
 
 
 def _parameter_chunks(parameters: Sequence[Target]) -> list[tuple[Target, ...]]:
-    """Chunks of at most ten names in which no parameter appears twice (``/a:1`` and ``/a:2`` go apart):
-    GetParameters answers with the bare name, so each answer then maps back to exactly one request."""
+    """Chunks of at most ten names in which no parameter name appears twice: ``/a:1`` and ``/a:2`` go apart,
+    and so do ``/a`` and an ARN of ``/a`` (another account's, perhaps). GetParameters answers with the bare
+    name (or an ARN), without the selector, so each answer then maps back to exactly one request."""
     rounds: list[list[Target]] = []
     for target in parameters:
         base = target.base_name if isinstance(target, ParameterTarget) else repr(target)
@@ -101,21 +102,24 @@ def is_immutable(target: Target) -> bool:
 
 def make_check_plan(targets: Iterable[Target]) -> tuple[Call, ...]:
     """The metadata calls that tell whether any target changed: one DescribeSecret per secret (it answers
-    every stage at once), GetParameters without decryption in tens, one HeadObject per object."""
+    every stage at once), GetParameters in tens (without decryption, except for references to Secrets
+    Manager, which Parameter Store answers only with it), one HeadObject per object."""
     mutable = sorted({t for t in targets if not is_immutable(t)}, key=lambda t: (t.service, repr(t)))
     calls: list[Call] = []
     secrets: dict[tuple[str, str], list[Target]] = {}
-    parameters: dict[str, list[Target]] = {}
+    parameters: dict[tuple[str, bool], list[Target]] = {}
     for target in mutable:
         if isinstance(target, SecretTarget):
             secrets.setdefault((target.region, target.secret_id), []).append(target)
         elif isinstance(target, ParameterTarget):
-            parameters.setdefault(target.region, []).append(target)
+            # References to Secrets Manager are answered only with decryption: kept apart, so that the
+            # other parameters' checks still decrypt nothing.
+            parameters.setdefault((target.region, target.is_secret_reference), []).append(target)
         else:
             calls.append(Call(target.service, target.region, "HeadObject", (target,), metadata_only=True))
     for (region, _), group in sorted(secrets.items()):
         calls.append(Call(SecretTarget.service, region, "DescribeSecret", tuple(group), metadata_only=True))
-    for region, group in sorted(parameters.items()):
+    for (region, _), group in sorted(parameters.items()):
         calls += [
             Call(ParameterTarget.service, region, "GetParameters", chunk, metadata_only=True)
             for chunk in _parameter_chunks(group)

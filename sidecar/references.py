@@ -22,9 +22,13 @@ _VERSION_STAGE = re.compile(r"^[A-Za-z0-9_+=.@-]{1,256}$")
 _VERSION_ID = re.compile(r"^[A-Za-z0-9-]{32,64}$")
 _PARAMETER_NAME = re.compile(r"^[A-Za-z0-9_.\-/]{1,2048}$")
 _PARAMETER_SELECTOR = re.compile(r"^[A-Za-z0-9_.\-]{1,100}$")
+_SECRET_SELECTOR = re.compile(r"^[A-Za-z0-9_.\-]{1,256}$")  # a version id, or a stage of letters, digits, ._-
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _S3_VERSION_MARKER: Final = "?versionId="
 MAX_PARAMETER_LEVELS: Final = 15
+# Names under these prefixes are AWS's own and read like any parameter; only creating them is forbidden.
+SECRETS_MANAGER_REFERENCE: Final = "/aws/reference/secretsmanager/"
+PUBLIC_PARAMETERS: Final = "/aws/service/"
 
 
 @dataclass(frozen=True)
@@ -50,19 +54,39 @@ class SecretTarget:
 
 @dataclass(frozen=True)
 class ParameterTarget:
-    """One SSM parameter, ``name`` possibly carrying a ``:version`` or ``:label`` selector."""
+    """One SSM parameter, ``name`` possibly carrying a ``:version`` or ``:label`` selector.
+
+    ``account`` is set when the ``valueFrom`` was an ARN: the parameter is then requested by that ARN, because
+    a parameter shared from another account (AWS RAM) can only be read by its full ARN, and its bare name
+    would read the task's own account."""
 
     region: str
     name: str
+    account: str | None = None
+    partition: str = "aws"
 
     service = "ssm"
 
     @property
     def base_name(self) -> str:
-        """The name without a ``:version`` or ``:label`` selector: what GetParameters answers with."""
-        return self.name.partition(":")[0]
+        """The parameter's name without a ``:version`` or ``:label`` selector: what GetParameters answers with."""
+        return bare_parameter_name(self.name)
+
+    @property
+    def request_name(self) -> str:
+        """What GetParameters is sent: the ARN when the reference was one, else the name."""
+        if self.account is None:
+            return self.name
+        return f"arn:{self.partition}:ssm:{self.region}:{self.account}:parameter/{self.name.removeprefix('/')}"
+
+    @property
+    def is_secret_reference(self) -> bool:
+        """Parameter Store's reference to a Secrets Manager secret, which is read only with decryption."""
+        return self.name.startswith(SECRETS_MANAGER_REFERENCE)
 
     def describe(self) -> str:
+        if self.account is not None:
+            return f"parameter {self.request_name}"
         return f"parameter {self.name} in {self.region}"
 
 
@@ -83,6 +107,17 @@ class ObjectTarget:
 
 
 Target = SecretTarget | ParameterTarget | ObjectTarget
+
+
+def bare_parameter_name(name_or_arn: str) -> str:
+    """The parameter name in a GetParameters name, answer or ARN, without ARN prefix or selector:
+    ``arn:aws:ssm:eu-west-1:111122223333:parameter/prod/db:3`` and ``/prod/db`` both give ``/prod/db``."""
+    name = name_or_arn
+    if name.startswith("arn:"):
+        name = "/" + name.split(":", 5)[-1].removeprefix("parameter/")
+    name = name.partition(":")[0]
+    # One level needs no slash: /db and ...:parameter/db are the parameter db.
+    return name[1:] if name.startswith("/") and "/" not in name[1:] else name
 
 
 @dataclass(frozen=True)
@@ -109,7 +144,7 @@ def parse_value_from(value_from: str, default_region: str | None) -> Reference:
         if service == "secretsmanager":
             return _parse_secret_arn(value_from, rest)
         if service == "ssm":
-            return _parse_parameter_arn(value_from, rest)
+            return _parse_parameter_arn(value_from, match["partition"], rest)
         if service == "s3":
             raise ConfigError(f"valueFrom {value_from!r}: write S3 objects as s3://bucket/key, not as an ARN")
         raise ConfigError(
@@ -171,15 +206,18 @@ def _parse_secret_arn(value_from: str, rest: str) -> Reference:
     return Reference(SecretTarget(region, secret_id, stage, version_id), json_key)
 
 
-def _parse_parameter_arn(value_from: str, rest: str) -> Reference:
+def _parse_parameter_arn(value_from: str, partition: str, rest: str) -> Reference:
     region, resource = _arn_region_account(value_from, rest, "parameter/")
     # A hierarchical name keeps its leading slash: ...:parameter/prod/db is the parameter /prod/db.
     name = f"/{resource}" if "/" in resource.split(":", 1)[0] else resource
-    return Reference(ParameterTarget(region, _parameter_name(name, value_from)))
+    account = rest.split(":", 2)[1]
+    return Reference(ParameterTarget(region, _parameter_name(name, value_from), account, partition))
 
 
 def _parameter_name(name: str, value_from: str | None = None) -> str:
     shown = value_from or name
+    if name.startswith(SECRETS_MANAGER_REFERENCE):
+        return _secret_reference(name, shown)
     base, _, selector = name.partition(":")
     if ":" in selector or (name.count(":") and not _PARAMETER_SELECTOR.match(selector)):
         raise ConfigError(f"valueFrom {shown!r}: {selector!r} is not a parameter version or label selector")
@@ -193,8 +231,25 @@ def _parameter_name(name: str, value_from: str | None = None) -> str:
         )
     if base.count("/") > MAX_PARAMETER_LEVELS:
         raise ConfigError(f"valueFrom {shown!r}: a parameter name has at most {MAX_PARAMETER_LEVELS} levels")
-    if base.lstrip("/").lower().startswith(("aws", "ssm")):
-        raise ConfigError(f"valueFrom {shown!r}: parameter names beginning with 'aws' or 'ssm' are reserved")
+    if base.lstrip("/").lower().startswith(("aws", "ssm")) and not base.startswith(PUBLIC_PARAMETERS):
+        # Nobody can create such a name (PutParameter forbids the prefixes), so none exists to be read.
+        raise ConfigError(
+            f"valueFrom {shown!r}: no parameter name can begin with 'aws' or 'ssm'; AWS's own are read as "
+            f"{PUBLIC_PARAMETERS}... (public parameters) and {SECRETS_MANAGER_REFERENCE}<secret-id>"
+        )
+    return name
+
+
+def _secret_reference(name: str, shown: str) -> str:
+    """``/aws/reference/secretsmanager/<secret-id>[:<version-id or stage>]``: a secret name, so the characters
+    of a secret name (``+=@`` too), and an optional selector."""
+    secret_id, _, selector = name[len(SECRETS_MANAGER_REFERENCE) :].partition(":")
+    if not _SECRET_NAME.match(secret_id):
+        raise ConfigError(
+            f"valueFrom {shown!r}: {secret_id!r} is not a secret name (letters, digits and /_+=.@- only)"
+        )
+    if ":" in name and not _SECRET_SELECTOR.match(selector):
+        raise ConfigError(f"valueFrom {shown!r}: {selector!r} is not a secret version id or stage")
     return name
 
 

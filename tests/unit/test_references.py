@@ -58,8 +58,10 @@ def test_partial_arn_and_other_partitions() -> None:
         ("/prod//x", "not a valid SSM parameter name"),
         ("/prod/x:", "selector"),
         ("/prod/x:1:2", "selector"),
-        ("/aws/reserved", "reserved"),
-        ("ssm-thing", "reserved"),
+        ("/aws/reserved", "no parameter name can begin with 'aws' or 'ssm'"),
+        ("ssm-thing", "no parameter name can begin with 'aws' or 'ssm'"),
+        ("/aws/reference/secretsmanager/bad name", "not a secret name"),
+        ("/aws/reference/secretsmanager/db:a:b", "not a secret version id or stage"),
         ("s3://Bad_Bucket/key", "bucket name"),
         ("s3://bucket", "no object key"),
         ("s3://bucket/key?versionId=", "versionId is empty"),
@@ -74,19 +76,50 @@ def test_malformed_references_are_configuration_errors(value_from: str, message:
 
 
 @pytest.mark.parametrize(
-    ("value_from", "name", "region"),
+    ("value_from", "name"),
     [
-        ("/prod/api/key", "/prod/api/key", "eu-west-1"),
-        ("api_key", "api_key", "eu-west-1"),
-        ("/prod/api/key:3", "/prod/api/key:3", "eu-west-1"),
-        ("/prod/api/key:live", "/prod/api/key:live", "eu-west-1"),
-        ("arn:aws:ssm:us-east-2:123456789012:parameter/prod/flags", "/prod/flags", "us-east-2"),
-        ("arn:aws:ssm:us-east-2:123456789012:parameter/flags", "flags", "us-east-2"),
-        ("arn:aws:ssm:us-east-2:123456789012:parameter/prod/flags:2", "/prod/flags:2", "us-east-2"),
+        ("/prod/api/key", "/prod/api/key"),
+        ("api_key", "api_key"),
+        ("/prod/api/key:3", "/prod/api/key:3"),
+        ("/prod/api/key:live", "/prod/api/key:live"),
+        # AWS's own names: read like any parameter (only creating such names is forbidden).
+        ("/aws/reference/secretsmanager/prod/db+x=y@z", "/aws/reference/secretsmanager/prod/db+x=y@z"),
+        ("/aws/reference/secretsmanager/db:AWSPREVIOUS", "/aws/reference/secretsmanager/db:AWSPREVIOUS"),
+        ("/aws/service/global-infrastructure/regions/us-east-1/longName",
+         "/aws/service/global-infrastructure/regions/us-east-1/longName"),
     ],
 )
-def test_parameter_forms(value_from: str, name: str, region: str) -> None:
-    assert parse_value_from(value_from, "eu-west-1").target == ParameterTarget(region, name)
+def test_parameter_names_are_requested_as_named(value_from: str, name: str) -> None:
+    target = parse_value_from(value_from, "eu-west-1").target
+    assert target == ParameterTarget("eu-west-1", name)
+    assert target.request_name == value_from
+
+
+@pytest.mark.parametrize(
+    ("value_from", "name", "account"),
+    [
+        ("arn:aws:ssm:us-east-2:123456789012:parameter/prod/flags", "/prod/flags", "123456789012"),
+        ("arn:aws:ssm:us-east-2:210987654321:parameter/flags", "flags", "210987654321"),
+        ("arn:aws:ssm:us-east-2:123456789012:parameter/prod/flags:2", "/prod/flags:2", "123456789012"),
+        ("arn:aws:ssm:us-east-2:123456789012:parameter/aws/reference/secretsmanager/db",
+         "/aws/reference/secretsmanager/db", "123456789012"),
+    ],
+)
+def test_parameter_arns_are_requested_as_arns(value_from: str, name: str, account: str) -> None:
+    """A parameter shared from another account can only be read by its ARN: the ARN is what is sent."""
+    target = parse_value_from(value_from, "eu-west-1").target
+    assert target == ParameterTarget("us-east-2", name, account)
+    assert isinstance(target, ParameterTarget)
+    assert target.request_name == value_from
+    assert target.base_name == name.partition(":")[0]
+    assert target.describe() == f"parameter {value_from}"
+
+
+def test_only_references_to_secrets_manager_need_decryption() -> None:
+    reference = parse_value_from("/aws/reference/secretsmanager/db", "eu-west-1").target
+    public = parse_value_from("/aws/service/ecs/optimized-ami/amazon-linux-2/recommended", "eu-west-1").target
+    assert isinstance(reference, ParameterTarget) and reference.is_secret_reference
+    assert isinstance(public, ParameterTarget) and not public.is_secret_reference
 
 
 def test_bare_parameter_name_needs_a_region() -> None:
