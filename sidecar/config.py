@@ -172,8 +172,8 @@ def load_settings(
     timeout = values.get("timeout", DEFAULT_TIMEOUT_SECONDS)
     if timeout >= ECS_MAX_START_TIMEOUT_SECONDS:
         warnings.append(
-            f"timeout {timeout:g}s is not below ECS's largest startTimeout ({ECS_MAX_START_TIMEOUT_SECONDS}s): "
-            "ECS may stop the task before the sidecar reports why"
+            f"timeout {timeout:g}s is not below Fargate's largest startTimeout ({ECS_MAX_START_TIMEOUT_SECONDS}s), "
+            "which ECS reads from the sidecar's container: on Fargate the task may stop before the sidecar says why"
         )
     refresh = _refresh_settings(values)
     return Settings(

@@ -28,6 +28,8 @@ from sidecar.lint.rules import (
     check_task_role,
 )
 from sidecar.lint.sidecar_config import check_sidecar_config
+from sidecar.lint.start_timeout import check_start_timeout
+from sidecar.lint.tmpfs import check_tmpfs_run_once
 
 Rule = Callable[[Mapping[str, Any]], list[Finding]]
 RULES: Final[tuple[Rule, ...]] = (
@@ -37,8 +39,10 @@ RULES: Final[tuple[Rule, ...]] = (
     check_refresh_essential,
     check_sidecar_restart,
     check_app_dependency,
+    check_start_timeout,
     check_refresh_health_check,
     check_secrets_volume,
+    check_tmpfs_run_once,
     check_task_role,
     check_sidecar_config,
     check_sidecar_user,

@@ -34,7 +34,7 @@ HEALTH_CHECK_FIX: Final = (
 
 
 def _refresh_sidecars(task: Task) -> list[tuple[str, Container]]:
-    return [(name, container) for name, container in roles(task).sidecars if is_refresh_mode(container)]
+    return [(s.name, s.container) for s in roles(task).sidecars if is_refresh_mode(s.container)]
 
 
 def check_refresh_health_check(task: Task) -> list[Finding]:
@@ -92,24 +92,23 @@ def check_notify_pid_mode(task: Task) -> list[Finding]:
             "set \"pidMode\": \"task\" on the task (Fargate platform 1.4.0 or later, or EC2), or drop the signal "
             "and let the app watch /run/secrets/..version",
         )
-        for name, container in roles(task).sidecars
+        for name, container in ((s.name, s.container) for s in roles(task).sidecars)
         if notifies_by_signal(container)
     ]
 
 
 def check_notify_uid(task: Task) -> list[Finding]:
-    found = roles(task)
-    app_uids = [user_id(app) for _, app in found.apps]
-    if not app_uids or None in app_uids:
-        return []  # an app without a numeric user runs as its image's user: not known here
     findings = []
-    for name, container in found.sidecars:
-        uid = user_id(container)
-        if not notifies_by_signal(container) or uid is None or uid == ROOT_UID or uid in app_uids:
+    for sidecar in roles(task).sidecars:
+        app_uids = [user_id(app) for _, app in sidecar.readers]
+        if not app_uids or None in app_uids:
+            continue  # a reader without a numeric user runs as its image's user: not known here
+        uid = user_id(sidecar.container)
+        if not notifies_by_signal(sidecar.container) or uid is None or uid == ROOT_UID or uid in app_uids:
             continue
-        apps = ", ".join(f"{app!r} as {user_id(app_container)}" for app, app_container in found.apps)
+        apps = ", ".join(f"{app!r} as {user_id(app_container)}" for app, app_container in sidecar.readers)
         findings.append(Finding(
-            "notify-uid", "warning", name,
+            "notify-uid", "warning", sidecar.name,
             f"SIDECAR_NOTIFY_SIGNAL is set but the sidecar runs as uid {uid} and no app does ({apps}): the "
             "kernel lets a process signal only processes of its own uid unless it is root, so every signal "
             "fails (logged as notify_failed)",

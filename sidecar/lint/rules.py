@@ -1,6 +1,8 @@
 """Rules about how the sidecar is wired into the task: ordering, the shared volume, hardening, the role.
 
-Each rule is a pure function from the parsed task definition to a list of findings.
+Each rule is a pure function from the parsed task definition to a list of findings. Every rule here is
+about a sidecar, so a task without one gets none of them (only ``no-sidecar``, a warning). The containers
+the rules hold to the sidecar's terms are its readers: those that mount its secrets volume.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from typing import Any, Final
 
 from sidecar.lint.finding import Finding
 from sidecar.lint.task import (
-    Container,
+    Sidecar,
     depends_on,
     is_essential,
     is_refresh_mode,
@@ -45,35 +47,36 @@ def check_sidecar_present(task: Task) -> list[Finding]:
     if roles(task).sidecars:
         return []
     return [Finding(
-        "no-sidecar", "error", None,
-        "no container is recognisable as the secrets sidecar, so no secrets will be written",
-        "use the secrets-sidecar image, run the secrets-sidecar program, or configure it with SIDECAR_* "
-        "environment variables",
+        "no-sidecar", "warning", None,
+        "no container is recognisable as the secrets sidecar, so no sidecar rule applies and no secrets "
+        "will be written by it",
+        "if this task should run the sidecar: use the secrets-sidecar image, run the secrets-sidecar program, "
+        "or configure it with SIDECAR_* environment variables",
     )]
 
 
 def check_sidecar_essential(task: Task) -> list[Finding]:
     return [
         Finding(
-            "sidecar-essential", "error", name,
+            "sidecar-essential", "error", sidecar.name,
             "the sidecar is essential (\"essential\" is true or absent, and ECS defaults it to true): ECS "
             "stops the whole task when it exits, and rejects a SUCCESS dependency on an essential container",
             "set \"essential\": false on the sidecar",
         )
-        for name, container in roles(task).sidecars
-        if is_essential(container) and not is_refresh_mode(container)
+        for sidecar in roles(task).sidecars
+        if is_essential(sidecar.container) and not is_refresh_mode(sidecar.container)
     ]
 
 
 def check_sidecar_restart(task: Task) -> list[Finding]:
     findings = []
-    for name, container in roles(task).sidecars:
-        policy = container.get("restartPolicy")
-        if is_refresh_mode(container):
+    for sidecar in roles(task).sidecars:
+        policy = sidecar.container.get("restartPolicy")
+        if is_refresh_mode(sidecar.container):
             continue  # a long-running sidecar that ECS restarts after a crash keeps the files current
         if isinstance(policy, Mapping) and policy.get("enabled") is True:
             findings.append(Finding(
-                "sidecar-restart", "error", name,
+                "sidecar-restart", "error", sidecar.name,
                 "the sidecar has restartPolicy.enabled true: a run-once container that ECS restarts after it "
                 "exits never settles, and a failure is retried instead of reported",
                 "remove restartPolicy from the sidecar, or set \"enabled\": false",
@@ -83,24 +86,26 @@ def check_sidecar_restart(task: Task) -> list[Finding]:
 
 def check_app_dependency(task: Task) -> list[Finding]:
     findings = []
-    found = roles(task)
-    for sidecar, sidecar_container in found.sidecars:
-        refresh = is_refresh_mode(sidecar_container)
+    for sidecar in roles(task).sidecars:
+        refresh = is_refresh_mode(sidecar.container)
         expected = HEALTHY if refresh else SUCCESS
-        for app, container in found.apps:
-            condition = depends_on(container).get(sidecar)
+        for reader, container in sidecar.readers:
+            condition = depends_on(container).get(sidecar.name)
             if condition == expected:
                 continue
             findings.append(Finding(
-                "app-dependency", "error", app, _dependency_problem(sidecar, condition, refresh),
-                _dependency_fix(sidecar, refresh),
+                "app-dependency", "error", reader, _dependency_problem(sidecar.name, condition, refresh),
+                _dependency_fix(sidecar.name, refresh),
             ))
     return findings
 
 
 def _dependency_problem(sidecar: str, condition: object, refresh: bool) -> str:
     if condition is None:
-        return f"the app does not depend on {sidecar!r}, so it may start before the secrets are written"
+        return (
+            f"the container mounts the secrets volume of {sidecar!r} but does not depend on {sidecar!r}, so it "
+            "may start before the secrets are written"
+        )
     if refresh:
         reason = _WRONG_FOR_REFRESH.get(
             str(condition), "only HEALTHY waits for the first set of secrets from a refresh-mode sidecar"
@@ -124,14 +129,13 @@ def _dependency_fix(sidecar: str, refresh: bool) -> str:
 
 def check_secrets_volume(task: Task) -> list[Finding]:
     findings: list[Finding] = []
-    found = roles(task)
     defined = volume_names(task)
-    for sidecar, container in found.sidecars:
-        directory = output_dir(container)
-        mounts = [m for m in mount_points(container) if same_path(m.get("containerPath"), directory)]
+    for sidecar in roles(task).sidecars:
+        directory = output_dir(sidecar.container)
+        mounts = [m for m in mount_points(sidecar.container) if same_path(m.get("containerPath"), directory)]
         if not mounts:
             findings.append(Finding(
-                "volume-unmounted", "error", sidecar,
+                "volume-unmounted", "error", sidecar.name,
                 f"the sidecar mounts no volume at its output directory {directory}: the files would stay "
                 "inside the sidecar (whose read-only root filesystem refuses them)",
                 f"add a mountPoint with containerPath {directory} and a task volume as sourceVolume",
@@ -140,7 +144,7 @@ def check_secrets_volume(task: Task) -> list[Finding]:
         volume = mounts[-1].get("sourceVolume")
         if mounts[-1].get("readOnly") is True:
             findings.append(Finding(
-                "volume-readonly-in-sidecar", "error", sidecar,
+                "volume-readonly-in-sidecar", "error", sidecar.name,
                 f"the sidecar mounts its output directory {directory} read-only, so it cannot write the secrets",
                 "remove \"readOnly\": true from the sidecar's mountPoint (keep it on the app's)",
             ))
@@ -148,46 +152,47 @@ def check_secrets_volume(task: Task) -> list[Finding]:
             what = f"the volume {volume!r}, which the task's volumes do not define" if isinstance(volume, str) \
                 else "no sourceVolume"
             findings.append(Finding(
-                "volume-missing", "error", sidecar,
+                "volume-missing", "error", sidecar.name,
                 f"the sidecar's mountPoint at its output directory {directory} names {what}",
-                f"add {{\"name\": \"{volume if isinstance(volume, str) else 'secrets'}\"}} to volumes (Fargate), "
-                "or a tmpfs dockerVolumeConfiguration (EC2), and name it as the mountPoint's sourceVolume",
+                f"add {{\"name\": \"{volume if isinstance(volume, str) else 'secrets'}\"}} to volumes",
             ))
-        for app, app_container in found.apps:
-            findings += _app_mount(app, app_container, sidecar, volume, directory)
+        if isinstance(volume, str):
+            findings += _reader_findings(sidecar, directory)
     return findings
 
 
-def _app_mount(app: str, container: Container, sidecar: str, volume: object, directory: str) -> list[Finding]:
-    mounts = [m for m in mount_points(container) if m.get("sourceVolume") == volume]
-    if not mounts:
+def _reader_findings(sidecar: Sidecar, directory: str) -> list[Finding]:
+    if not sidecar.readers:
         return [Finding(
-            "volume-unmounted", "error", app,
-            f"the app does not mount the volume {volume!r} that {sidecar!r} writes its secrets into",
-            f"add {{\"sourceVolume\": \"{volume}\", \"containerPath\": \"{directory}\", \"readOnly\": true}} "
-            "to its mountPoints",
+            "no-reader", "error", sidecar.name,
+            f"no other container mounts the sidecar's secrets volume {sidecar.volume!r}, so the secrets it "
+            "writes reach nobody",
+            f"add {{\"sourceVolume\": \"{sidecar.volume}\", \"containerPath\": \"{directory}\", "
+            "\"readOnly\": true} to the mountPoints of the container that needs the secrets, and make it depend "
+            f"on {sidecar.name!r}",
         )]
     return [
         Finding(
-            "volume-writable-in-app", "error", app,
-            f"the app mounts the secrets volume {volume!r} writable: a compromised app could replace the "
-            "secrets the next reader trusts",
-            "set \"readOnly\": true on that mountPoint",
+            "volume-writable-in-app", "error", reader,
+            f"the container mounts the secrets volume of {sidecar.name!r} writable: a compromised container "
+            "could replace the secrets the next reader trusts",
+            "set \"readOnly\": true on that mountPoint (or volumesFrom entry)",
         )
-        for mount in mounts
+        for reader, container in sidecar.readers
+        for mount in sidecar.reader_mounts(container)
         if mount.get("readOnly") is not True
     ]
 
 
 def check_sidecar_user(task: Task) -> list[Finding]:
     findings = []
-    for name, container in roles(task).sidecars:
-        user = container.get("user")
+    for sidecar in roles(task).sidecars:
+        user = sidecar.container.get("user")
         who = user.split(":", 1)[0] if isinstance(user, str) else None
         if not who or who in ROOT_USERS:
             state = "has no \"user\"" if not who else f"runs as {user!r}"
             findings.append(Finding(
-                "sidecar-root", "warning", name,
+                "sidecar-root", "warning", sidecar.name,
                 f"the sidecar {state}, so it runs as root: a flaw in it would hold root in the task",
                 "set \"user\" to the image's non-root user, e.g. \"10001\", or \"10001:<the app's gid>\" "
                 "(docs/ownership.md)",
@@ -198,18 +203,18 @@ def check_sidecar_user(task: Task) -> list[Finding]:
 def check_sidecar_readonly_root(task: Task) -> list[Finding]:
     return [
         Finding(
-            "sidecar-writable-root", "warning", name,
+            "sidecar-writable-root", "warning", sidecar.name,
             "the sidecar's root filesystem is writable; it only ever needs to write into the secrets volume",
             "set \"readonlyRootFilesystem\": true on the sidecar",
         )
-        for name, container in roles(task).sidecars
-        if container.get("readonlyRootFilesystem") is not True
+        for sidecar in roles(task).sidecars
+        if sidecar.container.get("readonlyRootFilesystem") is not True
     ]
 
 
 def check_task_role(task: Task) -> list[Finding]:
     role = task.get("taskRoleArn")
-    if isinstance(role, str) and role.strip():
+    if not roles(task).sidecars or (isinstance(role, str) and role.strip()):
         return []
     return [Finding(
         "task-role", "error", None,

@@ -28,8 +28,8 @@ CONFIG_FILE_FLAG_KEY: Final = "configFile"
 
 def check_sidecar_config(task: Mapping[str, Any]) -> list[Finding]:
     findings: list[Finding] = []
-    for name, container in roles(task).sidecars:
-        findings += _check_one(name, container)
+    for sidecar in roles(task).sidecars:
+        findings += _check_one(sidecar.name, sidecar.container)
     return findings
 
 

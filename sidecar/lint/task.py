@@ -7,6 +7,7 @@ reports the malformation itself, and the other rules still run on what can be re
 from __future__ import annotations
 
 import posixpath
+import re
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ REFRESH_FLAG: Final = "--refresh-interval"
 NOTIFY_SIGNAL_ENV: Final = "SIDECAR_NOTIFY_SIGNAL"
 NOTIFY_SIGNAL_FLAG: Final = "--notify-signal"
 HEALTHCHECK_COMMAND: Final = "healthcheck"
+_ASCII_DIGITS: Final = re.compile(r"[0-9]{1,10}")
 
 Container = Mapping[str, Any]
 
@@ -177,31 +179,102 @@ def runs_sidecar_healthcheck(words: list[str]) -> bool:
     )
 
 
+def decimal(text: object) -> int | None:
+    """``text`` as a whole number when it is ASCII digits only (not a superscript or other digit), else None."""
+    return int(text) if isinstance(text, str) and _ASCII_DIGITS.fullmatch(text) else None
+
+
+@dataclass(frozen=True)
+class User:
+    """A container's ``user``, as far as the task definition tells: ``uid``, ``uid:gid``, or names.
+
+    ``uid`` is None when ``user`` is absent (the image's user) or not numeric; ``gid`` is None when it is not
+    given (it then comes from the image's /etc/passwd) or not numeric.
+    """
+
+    written: str | None
+    uid: int | None
+    gid: int | None
+
+    @property
+    def numeric(self) -> bool:
+        return self.uid is not None
+
+
+def user_of(container: Container) -> User:
+    user = container.get("user")
+    if not isinstance(user, str) or not user:
+        return User(None, None, None)
+    uid, _, gid = user.partition(":")
+    return User(user, decimal(uid), decimal(gid))
+
+
 def user_id(container: Container) -> int | None:
     """The numeric uid in the container's ``user`` (``uid`` or ``uid:gid``); None when absent or symbolic."""
-    user = container.get("user")
-    uid = user.split(":", 1)[0] if isinstance(user, str) else ""
-    return int(uid) if uid.isdigit() else None
+    return user_of(container).uid
+
+
+def start_timeout(container: Container) -> int | None:
+    """The container's ``startTimeout`` in seconds, None when absent or not a number."""
+    value = container.get("startTimeout")
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def same_path(left: object, right: str) -> bool:
     return isinstance(left, str) and bool(left) and posixpath.normpath(left) == posixpath.normpath(right)
 
 
+def secrets_volume(container: Container) -> str | None:
+    """The task volume a sidecar mounts at its output directory (its last such mount, as Docker applies it)."""
+    directory = output_dir(container)
+    mounts = [m for m in mount_points(container) if same_path(m.get("containerPath"), directory)]
+    volume = mounts[-1].get("sourceVolume") if mounts else None
+    return volume if isinstance(volume, str) and volume else None
+
+
+def volumes_from(container: Container) -> list[Mapping[str, Any]]:
+    found = container.get("volumesFrom")
+    return [v for v in found if isinstance(v, Mapping)] if isinstance(found, list) else []
+
+
+@dataclass(frozen=True)
+class Sidecar:
+    """A secrets sidecar and the containers that read what it writes.
+
+    Its readers are the other containers that mount its secrets volume, or take the sidecar's volumes with
+    ``volumesFrom``. Containers that do neither (a log router, a service-mesh proxy, a metrics agent) never
+    see the files and owe the sidecar nothing.
+    """
+
+    name: str
+    container: Container
+    volume: str | None
+    readers: tuple[tuple[str, Container], ...]
+
+    def reader_mounts(self, container: Container) -> list[Mapping[str, Any]]:
+        """How ``container`` sees the secrets: its mountPoints of the volume, and its volumesFrom the sidecar."""
+        mounts = [m for m in mount_points(container) if self.volume and m.get("sourceVolume") == self.volume]
+        return mounts + [v for v in volumes_from(container) if v.get("sourceContainer") == self.name]
+
+
 @dataclass(frozen=True)
 class Roles:
-    """Which containers are sidecars and which are the apps they serve (every other essential container)."""
+    """The sidecars of a task, each with its readers."""
 
-    sidecars: tuple[tuple[str, Container], ...]
-    apps: tuple[tuple[str, Container], ...]
+    sidecars: tuple[Sidecar, ...]
 
 
 def roles(task: Mapping[str, Any]) -> Roles:
-    sidecars: list[tuple[str, Container]] = []
-    apps: list[tuple[str, Container]] = []
-    for named in containers(task):
-        if is_sidecar(named[1]):
-            sidecars.append(named)
-        elif is_essential(named[1]):
-            apps.append(named)
-    return Roles(tuple(sidecars), tuple(apps))
+    named = containers(task)
+    found: list[Sidecar] = []
+    for name, container in named:
+        if not is_sidecar(container):
+            continue
+        volume = secrets_volume(container)
+        sidecar = Sidecar(name, container, volume, ())
+        readers = tuple(
+            (other, other_container) for other, other_container in named
+            if not is_sidecar(other_container) and sidecar.reader_mounts(other_container)
+        )
+        found.append(Sidecar(name, container, volume, readers))
+    return Roles(tuple(found))

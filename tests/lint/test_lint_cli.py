@@ -36,22 +36,22 @@ def test_a_clean_task_definition_exits_0() -> None:
 
 def test_warnings_alone_exit_0_and_are_reported(tmp_path: Path) -> None:
     task = good_task()
-    container(task, "sidecar").pop("readonlyRootFilesystem")
+    container(task, "secrets-sidecar").pop("readonlyRootFilesystem")
     result = lint_process(write(tmp_path, task))
     assert result.returncode == 0
     out = result.stdout.decode()
-    assert "warning sidecar-writable-root [sidecar]:" in out
+    assert "warning sidecar-writable-root [secrets-sidecar]:" in out
     assert "passes: 0 errors, 1 warning\n" in out
 
 
 def test_errors_exit_1_and_every_finding_is_reported(tmp_path: Path) -> None:
     task = good_task()
-    container(task, "sidecar")["essential"] = True
+    container(task, "secrets-sidecar")["essential"] = True
     task.pop("taskRoleArn")
     result = lint_process(write(tmp_path, task))
     assert result.returncode == 1
     out = result.stdout.decode()
-    assert "error sidecar-essential [sidecar]:" in out
+    assert "error sidecar-essential [secrets-sidecar]:" in out
     assert "error task-role:" in out
     assert "    fix: set \"essential\": false on the sidecar" in out
     assert "fails: 2 errors, 0 warnings" in out
@@ -93,12 +93,12 @@ def test_a_refresh_mode_sidecar_waited_for_with_success_exits_1_with_a_healthy_f
     assert lint_process(str(EXAMPLES / "fargate-refresh.json")).returncode == 0
     task = refresh_task()
     container(task, "app")["dependsOn"][0]["condition"] = "SUCCESS"
-    container(task, "sidecar").pop("healthCheck")
+    container(task, "secrets-sidecar").pop("healthCheck")
     result = lint_process(write(tmp_path, task), "--format", "json")
     assert result.returncode == 1
     report = json.loads(result.stdout)
     assert sorted((f["rule"], f["container"]) for f in report["findings"]) == [
-        ("app-dependency", "app"), ("sidecar-healthcheck", "sidecar"),
+        ("app-dependency", "app"), ("sidecar-healthcheck", "secrets-sidecar"),
     ]
     (dependency,) = (f for f in report["findings"] if f["rule"] == "app-dependency")
     assert '"condition": "HEALTHY"' in dependency["fix"]

@@ -24,8 +24,34 @@ TEMPLATE = EXAMPLES / "cloudformation" / "sidecar-task.yaml"
 IAM = EXAMPLES / "iam"
 
 
+README = EXAMPLES.parent / "README.md"
+SIDECAR = "secrets-sidecar"
+
+
+def readme_task_definition() -> dict[str, Any]:
+    """The task definition shown in the README (its first JSON block)."""
+    block = re.search(r"```json\n(.*?)```", README.read_text(), re.DOTALL)
+    assert block
+    return dict(json.loads(block[1]))
+
+
 def test_the_examples_are_where_the_docs_say() -> None:
     assert {p.name for p in TASK_DEFINITIONS} == {"fargate.json", "fargate-refresh.json", "ec2-tmpfs.json"}
+
+
+def test_the_readme_task_definition_passes_the_linter_and_botocore() -> None:
+    task = readme_task_definition()
+    validate_parameters(task, input_shape())
+    assert lint(task) == []
+
+
+@pytest.mark.parametrize("path", [*TASK_DEFINITIONS, README], ids=lambda p: p.name)
+def test_every_example_names_the_sidecar_container_the_same(path: Path) -> None:
+    task = readme_task_definition() if path == README else json.loads(path.read_text())
+    names = [c["name"] for c in task["containerDefinitions"]]
+    assert names[0] == SIDECAR
+    for other in task["containerDefinitions"][1:]:
+        assert [d["containerName"] for d in other["dependsOn"]] == [SIDECAR]
 
 
 @pytest.mark.parametrize("path", TASK_DEFINITIONS, ids=lambda p: p.name)
@@ -47,7 +73,7 @@ def test_the_ec2_example_uses_a_task_scoped_tmpfs_owned_by_the_sidecar() -> None
     assert (config["scope"], config["driver"]) == ("task", "local")
     assert (config["driverOpts"]["type"], config["driverOpts"]["device"]) == ("tmpfs", "tmpfs")
     options = dict(option.split("=") for option in config["driverOpts"]["o"].split(","))
-    sidecar = next(c for c in task["containerDefinitions"] if c["name"] == "sidecar")
+    sidecar = next(c for c in task["containerDefinitions"] if c["name"] == SIDECAR)
     assert options["uid"] == sidecar["user"].split(":")[0]
     assert {"size", "mode"} <= options.keys()
 
@@ -152,7 +178,7 @@ def _template_task_role_actions(**overrides: str) -> set[str]:
 @pytest.mark.parametrize("refresh_interval", ["", "300"], ids=["run-once", "refresh"])
 def test_the_templates_task_definition_passes_the_linter(refresh_interval: str) -> None:
     task = _template_task_definition(RefreshInterval=refresh_interval)
-    assert {c["name"] for c in task["containerDefinitions"]} == {"sidecar", "app"}
+    assert {c["name"] for c in task["containerDefinitions"]} == {"secrets-sidecar", "app"}
     validate_parameters(task, input_shape())
     assert lint(task) == []
 

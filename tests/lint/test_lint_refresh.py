@@ -18,7 +18,7 @@ HEALTH_CHECK = {"command": ["CMD", "secrets-sidecar", "healthcheck"], "interval"
 def run_once(task: Task) -> None:
     """The refresh example turned back into a run-once sidecar, notify settings and all removed."""
     for variable in ("SIDECAR_REFRESH_INTERVAL", "SIDECAR_NOTIFY_SIGNAL", "SIDECAR_NOTIFY_PROCESS"):
-        unset_env(task, "sidecar", variable)
+        unset_env(task, "secrets-sidecar", variable)
 
 
 def test_the_refresh_example_has_no_finding() -> None:
@@ -34,8 +34,8 @@ def test_the_refresh_example_has_no_finding() -> None:
 )
 def test_a_refresh_interval_in_the_command_is_refresh_mode(command: list[str]) -> None:
     task = refresh_task()
-    unset_env(task, "sidecar", "SIDECAR_REFRESH_INTERVAL")
-    container(task, "sidecar")["command"] = command
+    unset_env(task, "secrets-sidecar", "SIDECAR_REFRESH_INTERVAL")
+    container(task, "secrets-sidecar")["command"] = command
     assert lint(task) == []
 
 
@@ -44,17 +44,17 @@ def test_a_refresh_interval_in_the_command_is_refresh_mode(command: list[str]) -
 
 def test_an_essential_refresh_sidecar_is_not_a_sidecar_essential_error() -> None:
     task = refresh_task()
-    assert container(task, "sidecar")["essential"] is True
+    assert container(task, "secrets-sidecar")["essential"] is True
     assert hits(task, "sidecar-essential") == []
     run_once(task)
-    assert [(f.severity, f.container) for f in hits(task, "sidecar-essential")] == [("error", "sidecar")]
+    assert [(f.severity, f.container) for f in hits(task, "sidecar-essential")] == [("error", "secrets-sidecar")]
 
 
 def test_a_non_essential_refresh_sidecar_is_a_warning() -> None:
     task = refresh_task()
-    container(task, "sidecar")["essential"] = False
+    container(task, "secrets-sidecar")["essential"] = False
     (finding,) = hits(task, "refresh-essential")
-    assert (finding.severity, finding.container) == ("warning", "sidecar")
+    assert (finding.severity, finding.container) == ("warning", "secrets-sidecar")
     assert "without the next rotation" in finding.message
     assert '"essential": true' in finding.fix
     assert hits(task, "sidecar-essential") == []
@@ -66,7 +66,7 @@ def test_a_non_essential_run_once_sidecar_is_not_a_refresh_essential_warning() -
 
 def test_a_restart_policy_is_allowed_on_a_refresh_sidecar() -> None:
     task = refresh_task()
-    container(task, "sidecar")["restartPolicy"] = {"enabled": True}
+    container(task, "secrets-sidecar")["restartPolicy"] = {"enabled": True}
     assert hits(task, "sidecar-restart") == []
 
 
@@ -76,11 +76,11 @@ def test_a_restart_policy_is_allowed_on_a_refresh_sidecar() -> None:
 @pytest.mark.parametrize(
     ("depends_on", "says"),
     [
-        (None, "does not depend on 'sidecar'"),
-        ([{"containerName": "sidecar", "condition": "SUCCESS"}], "SUCCESS waits for an exit that a refresh-mode "
-         "sidecar never makes"),
-        ([{"containerName": "sidecar", "condition": "COMPLETE"}], "COMPLETE waits for an exit"),
-        ([{"containerName": "sidecar", "condition": "START"}], "before the first set of secrets is written"),
+        (None, "does not depend on 'secrets-sidecar'"),
+        ([{"containerName": "secrets-sidecar", "condition": "SUCCESS"}],
+         "SUCCESS waits for an exit that a refresh-mode sidecar never makes"),
+        ([{"containerName": "secrets-sidecar", "condition": "COMPLETE"}], "COMPLETE waits for an exit"),
+        ([{"containerName": "secrets-sidecar", "condition": "START"}], "before the first set of secrets is written"),
     ],
 )
 def test_an_app_must_wait_for_a_refresh_sidecar_with_healthy(
@@ -94,14 +94,14 @@ def test_an_app_must_wait_for_a_refresh_sidecar_with_healthy(
     (finding,) = hits(task, "app-dependency")
     assert (finding.severity, finding.container) == ("error", "app")
     assert says in finding.message
-    assert '{"containerName": "sidecar", "condition": "HEALTHY"}' in finding.fix
+    assert '{"containerName": "secrets-sidecar", "condition": "HEALTHY"}' in finding.fix
     assert "secrets-sidecar" in finding.fix and "healthcheck" in finding.fix
 
 
 def test_a_run_once_sidecar_with_a_healthy_dependency_is_an_error() -> None:
     task = refresh_task()
     run_once(task)
-    container(task, "sidecar")["essential"] = False
+    container(task, "secrets-sidecar")["essential"] = False
     (finding,) = hits(task, "app-dependency")
     assert (finding.severity, finding.container) == ("error", "app")
     assert "HEALTHY never becomes true for a run-once sidecar" in finding.message
@@ -119,9 +119,9 @@ def test_a_run_once_sidecar_with_a_healthy_dependency_is_an_error() -> None:
 )
 def test_a_refresh_sidecar_without_a_health_check_is_an_error(remove: Callable[[dict[str, Any]], object]) -> None:
     task = refresh_task()
-    remove(container(task, "sidecar"))
+    remove(container(task, "secrets-sidecar"))
     findings = hits(task, "sidecar-healthcheck")
-    assert [(f.severity, f.container) for f in findings] == [("error", "sidecar")]
+    assert [(f.severity, f.container) for f in findings] == [("error", "secrets-sidecar")]
     assert "HEALTHY condition the app must wait on never becomes true" in findings[0].message
     assert '["CMD", "secrets-sidecar", "healthcheck"]' in findings[0].fix
 
@@ -136,7 +136,7 @@ def test_a_refresh_sidecar_without_a_health_check_is_an_error(remove: Callable[[
 )
 def test_a_health_check_that_does_not_run_the_sidecars_is_an_error(command: list[str]) -> None:
     task = refresh_task()
-    container(task, "sidecar")["healthCheck"]["command"] = command
+    container(task, "secrets-sidecar")["healthCheck"]["command"] = command
     (finding,) = hits(task, "sidecar-healthcheck")
     assert finding.severity == "error"
     assert "does not run `secrets-sidecar healthcheck`" in finding.message
@@ -151,13 +151,13 @@ def test_a_health_check_that_does_not_run_the_sidecars_is_an_error(command: list
 )
 def test_health_checks_that_run_the_sidecars_pass(command: list[str]) -> None:
     task = refresh_task()
-    container(task, "sidecar")["healthCheck"]["command"] = command
+    container(task, "secrets-sidecar")["healthCheck"]["command"] = command
     assert hits(task, "sidecar-healthcheck") == []
 
 
 def test_a_run_once_sidecar_needs_no_health_check() -> None:
     task = good_task()
-    assert "healthCheck" not in container(task, "sidecar")
+    assert "healthCheck" not in container(task, "secrets-sidecar")
     assert hits(task, "sidecar-healthcheck") == []
 
 
@@ -171,7 +171,7 @@ def test_a_signal_without_the_tasks_pid_namespace_is_a_warning(pid_mode: str | N
     if pid_mode:
         task["pidMode"] = pid_mode
     (finding,) = hits(task, "notify-pid-mode")
-    assert (finding.severity, finding.container) == ("warning", "sidecar")
+    assert (finding.severity, finding.container) == ("warning", "secrets-sidecar")
     assert says in finding.message
     assert '"pidMode": "task"' in finding.fix
 
@@ -179,8 +179,8 @@ def test_a_signal_without_the_tasks_pid_namespace_is_a_warning(pid_mode: str | N
 def test_without_a_signal_no_pid_mode_is_needed() -> None:
     task = refresh_task()
     task.pop("pidMode")
-    unset_env(task, "sidecar", "SIDECAR_NOTIFY_SIGNAL")
-    unset_env(task, "sidecar", "SIDECAR_NOTIFY_PROCESS")
+    unset_env(task, "secrets-sidecar", "SIDECAR_NOTIFY_SIGNAL")
+    unset_env(task, "secrets-sidecar", "SIDECAR_NOTIFY_PROCESS")
     assert lint(task) == []
 
 
@@ -188,7 +188,7 @@ def test_a_signal_to_an_app_of_another_uid_is_a_warning() -> None:
     task = refresh_task()
     container(task, "app")["user"] = "1000:1000"
     (finding,) = hits(task, "notify-uid")
-    assert (finding.severity, finding.container) == ("warning", "sidecar")
+    assert (finding.severity, finding.container) == ("warning", "secrets-sidecar")
     assert "runs as uid 10001 and no app does ('app' as 1000)" in finding.message
     assert "run the app as uid 10001" in finding.fix
 
@@ -198,7 +198,7 @@ def test_a_signal_to_an_app_of_another_uid_is_a_warning() -> None:
     [
         lambda t: container(t, "app").pop("user"),  # the app's image decides: not known here
         lambda t: container(t, "app").update(user="www-data"),
-        lambda t: container(t, "sidecar").update(user="0:1000"),  # root may signal anyone (and is warned about)
+        lambda t: container(t, "secrets-sidecar").update(user="0:1000"),  # root may signal anyone (and is warned about)
         lambda t: container(t, "app").update(user="10001"),
     ],
 )
@@ -211,5 +211,5 @@ def test_a_signal_is_not_flagged_when_it_can_work_or_the_uids_are_unknown(arrang
 
 def test_a_refresh_sidecar_passes_the_other_rules_unchanged() -> None:
     task = refresh_task()
-    set_env(task, "sidecar", "SIDECAR_REFRESH_INTERVAL", "0")
-    assert ("sidecar-config", "error", "sidecar") in rules_hit(task)
+    set_env(task, "secrets-sidecar", "SIDECAR_REFRESH_INTERVAL", "0")
+    assert ("sidecar-config", "error", "secrets-sidecar") in rules_hit(task)

@@ -17,7 +17,7 @@ JSON = st.recursive(
 )
 CONTAINER_KEYS = sorted(input_shape().members["containerDefinitions"].member.members)
 SIDECARISH = st.fixed_dictionaries({
-    "name": st.sampled_from(["sidecar", "app"]) | JSON,
+    "name": st.sampled_from(["secrets-sidecar", "app"]) | JSON,
     "image": st.sampled_from(["example.com/ecs-secrets-sidecar:1", "example.com/app:1"]) | JSON,
     "environment": st.lists(
         st.fixed_dictionaries({"name": st.sampled_from(["SIDECAR_SECRETS", "SIDECAR_OUTPUT_DIR", "X_TOKEN"]) | JSON,

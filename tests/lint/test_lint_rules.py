@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -9,7 +10,7 @@ import pytest
 
 from sidecar.lint import lint
 
-from .tasks import container, good_task, hits, rules_hit, set_env
+from .tasks import EXAMPLES, container, good_task, hits, rules_hit, set_env
 
 Task = dict[str, Any]
 
@@ -62,11 +63,12 @@ def test_register_input_accepts_every_enum_value_it_lists() -> None:
 # --- which container is the sidecar ---------------------------------------------------------------------
 
 
-def test_no_recognisable_sidecar_is_an_error() -> None:
+def test_no_recognisable_sidecar_is_only_a_warning_and_no_sidecar_rule_applies() -> None:
     task = good_task()
     task["containerDefinitions"] = [container(task, "app")]
     container(task, "app").pop("dependsOn")
-    assert ("no-sidecar", "error", None) in rules_hit(task)
+    task.pop("taskRoleArn")  # the sidecar needs a task role; a task without a sidecar may have none
+    assert rules_hit(task) == {("no-sidecar", "warning", None)}
 
 
 @pytest.mark.parametrize(
@@ -80,9 +82,9 @@ def test_no_recognisable_sidecar_is_an_error() -> None:
 )
 def test_the_sidecar_is_recognised_by_image_program_or_environment(disguise: Callable[[dict[str, Any]], None]) -> None:
     task = good_task()
-    disguise(container(task, "sidecar"))
-    container(task, "sidecar")["essential"] = True
-    assert ("sidecar-essential", "error", "sidecar") in rules_hit(task)
+    disguise(container(task, "secrets-sidecar"))
+    container(task, "secrets-sidecar")["essential"] = True
+    assert ("sidecar-essential", "error", "secrets-sidecar") in rules_hit(task)
     assert ("no-sidecar", "error", None) not in rules_hit(task)
 
 
@@ -92,17 +94,17 @@ def test_the_sidecar_is_recognised_by_image_program_or_environment(disguise: Cal
 @pytest.mark.parametrize("mutate", [lambda c: c.update(essential=True), lambda c: c.pop("essential")])
 def test_an_essential_sidecar_is_an_error(mutate: Callable[[dict[str, Any]], object]) -> None:
     task = good_task()
-    mutate(container(task, "sidecar"))
+    mutate(container(task, "secrets-sidecar"))
     (finding,) = hits(task, "sidecar-essential")
-    assert (finding.severity, finding.container) == ("error", "sidecar")
+    assert (finding.severity, finding.container) == ("error", "secrets-sidecar")
     assert "\"essential\": false" in finding.fix
 
 
 def test_a_restarting_sidecar_is_an_error_and_a_disabled_policy_is_not() -> None:
     task = good_task()
-    container(task, "sidecar")["restartPolicy"] = {"enabled": True}
-    assert [(f.severity, f.container) for f in hits(task, "sidecar-restart")] == [("error", "sidecar")]
-    container(task, "sidecar")["restartPolicy"] = {"enabled": False}
+    container(task, "secrets-sidecar")["restartPolicy"] = {"enabled": True}
+    assert [(f.severity, f.container) for f in hits(task, "sidecar-restart")] == [("error", "secrets-sidecar")]
+    container(task, "secrets-sidecar")["restartPolicy"] = {"enabled": False}
     assert hits(task, "sidecar-restart") == []
 
 
@@ -112,12 +114,13 @@ def test_a_restarting_sidecar_is_an_error_and_a_disabled_policy_is_not() -> None
 @pytest.mark.parametrize(
     ("depends_on", "says"),
     [
-        (None, "does not depend on 'sidecar'"),
-        ([], "does not depend on 'sidecar'"),
-        ([{"containerName": "sidecar", "condition": "COMPLETE"}], "starts the app even when the sidecar failed"),
-        ([{"containerName": "sidecar", "condition": "START"}], "before the secrets are written"),
-        ([{"containerName": "sidecar", "condition": "HEALTHY"}], "never becomes true for a run-once sidecar"),
-        ([{"containerName": "other", "condition": "SUCCESS"}], "does not depend on 'sidecar'"),
+        (None, "does not depend on 'secrets-sidecar'"),
+        ([], "does not depend on 'secrets-sidecar'"),
+        ([{"containerName": "secrets-sidecar", "condition": "COMPLETE"}],
+         "starts the app even when the sidecar failed"),
+        ([{"containerName": "secrets-sidecar", "condition": "START"}], "before the secrets are written"),
+        ([{"containerName": "secrets-sidecar", "condition": "HEALTHY"}], "never becomes true for a run-once sidecar"),
+        ([{"containerName": "other", "condition": "SUCCESS"}], "does not depend on 'secrets-sidecar'"),
     ],
 )
 def test_an_app_must_wait_for_the_sidecar_with_success(depends_on: list[dict[str, str]] | None, says: str) -> None:
@@ -129,15 +132,24 @@ def test_an_app_must_wait_for_the_sidecar_with_success(depends_on: list[dict[str
     (finding,) = hits(task, "app-dependency")
     assert (finding.severity, finding.container) == ("error", "app")
     assert says in finding.message
-    assert '{"containerName": "sidecar", "condition": "SUCCESS"}' in finding.fix
+    assert '{"containerName": "secrets-sidecar", "condition": "SUCCESS"}' in finding.fix
 
 
-def test_every_essential_app_is_checked_and_non_essential_helpers_are_not() -> None:
+def test_every_container_that_mounts_the_secrets_is_checked_and_no_other() -> None:
     task = good_task()
-    worker = {**container(task, "app"), "name": "worker", "dependsOn": []}
-    log_router = {"name": "log-router", "image": "example.com/fluent-bit:1", "essential": False}
+    worker = {**container(task, "app"), "name": "worker", "essential": False, "dependsOn": []}
+    log_router = {"name": "log-router", "image": "example.com/fluent-bit:1", "essential": True}
     task["containerDefinitions"] += [worker, log_router]
     assert [f.container for f in hits(task, "app-dependency")] == ["worker"]
+
+
+def test_a_container_that_takes_the_sidecars_volumes_is_a_reader() -> None:
+    task = good_task()
+    container(task, "app").pop("mountPoints")
+    container(task, "app")["volumesFrom"] = [{"sourceContainer": "secrets-sidecar"}]
+    assert rules_hit(task) == {("volume-writable-in-app", "error", "app")}
+    container(task, "app")["volumesFrom"][0]["readOnly"] = True
+    assert lint(task) == []
 
 
 # --- the secrets volume ----------------------------------------------------------------------------------
@@ -147,39 +159,40 @@ def test_an_undefined_volume_is_an_error() -> None:
     task = good_task()
     task["volumes"] = []
     (finding,) = hits(task, "volume-missing")
-    assert (finding.severity, finding.container) == ("error", "sidecar")
+    assert (finding.severity, finding.container) == ("error", "secrets-sidecar")
     assert "'secrets'" in finding.message
 
 
 def test_a_sidecar_without_a_mount_at_its_output_directory_is_an_error() -> None:
     task = good_task()
-    container(task, "sidecar")["mountPoints"][0]["containerPath"] = "/secrets"
+    container(task, "secrets-sidecar")["mountPoints"][0]["containerPath"] = "/secrets"
     (finding,) = hits(task, "volume-unmounted")
-    assert (finding.severity, finding.container) == ("error", "sidecar")
+    assert (finding.severity, finding.container) == ("error", "secrets-sidecar")
     assert "/run/secrets" in finding.message
 
 
 @pytest.mark.parametrize(
     "configure",
     [
-        lambda t: set_env(t, "sidecar", "SIDECAR_OUTPUT_DIR", "/secrets/"),
-        lambda t: container(t, "sidecar").update(command=["run", "--output-dir", "/secrets"]),
-        lambda t: container(t, "sidecar").update(command=["--output-dir=/secrets"]),
+        lambda t: set_env(t, "secrets-sidecar", "SIDECAR_OUTPUT_DIR", "/secrets/"),
+        lambda t: container(t, "secrets-sidecar").update(command=["run", "--output-dir", "/secrets"]),
+        lambda t: container(t, "secrets-sidecar").update(command=["--output-dir=/secrets"]),
     ],
 )
 def test_the_output_directory_follows_the_sidecars_own_setting(configure: Callable[[Task], None]) -> None:
     task = good_task()
-    container(task, "sidecar")["mountPoints"][0]["containerPath"] = "/secrets"
+    container(task, "secrets-sidecar")["mountPoints"][0]["containerPath"] = "/secrets"
     configure(task)
     assert lint(task) == []
 
 
-def test_an_app_that_does_not_mount_the_volume_is_an_error() -> None:
+def test_a_sidecar_whose_volume_nobody_mounts_is_an_error() -> None:
     task = good_task()
     container(task, "app")["mountPoints"] = []
-    (finding,) = hits(task, "volume-unmounted")
-    assert (finding.severity, finding.container) == ("error", "app")
+    assert rules_hit(task) == {("no-reader", "error", "secrets-sidecar")}
+    (finding,) = hits(task, "no-reader")
     assert '"readOnly": true' in finding.fix
+    assert hits(task, "app-dependency") == []  # the app does not read the secrets, so it need not wait
 
 
 @pytest.mark.parametrize("read_only", [False, None])
@@ -196,9 +209,9 @@ def test_an_app_that_mounts_the_volume_writable_is_an_error(read_only: bool | No
 
 def test_a_sidecar_that_mounts_its_output_read_only_is_an_error() -> None:
     task = good_task()
-    container(task, "sidecar")["mountPoints"][0]["readOnly"] = True
+    container(task, "secrets-sidecar")["mountPoints"][0]["readOnly"] = True
     (finding,) = hits(task, "volume-readonly-in-sidecar")
-    assert (finding.severity, finding.container) == ("error", "sidecar")
+    assert (finding.severity, finding.container) == ("error", "secrets-sidecar")
 
 
 # --- task-role -------------------------------------------------------------------------------------------
@@ -229,15 +242,15 @@ def test_a_task_without_a_task_role_is_an_error(mutate: Callable[[Task], object]
 )
 def test_a_configuration_the_sidecar_rejects_is_an_error(variable: str, value: str, says: str) -> None:
     task = good_task()
-    set_env(task, "sidecar", variable, value)
+    set_env(task, "secrets-sidecar", variable, value)
     (finding,) = hits(task, "sidecar-config")
-    assert (finding.severity, finding.container) == ("error", "sidecar")
+    assert (finding.severity, finding.container) == ("error", "secrets-sidecar")
     assert says in finding.message
 
 
 def test_an_unparseable_command_is_an_error() -> None:
     task = good_task()
-    container(task, "sidecar")["command"] = ["run", "--ouput-dir", "/run/secrets"]
+    container(task, "secrets-sidecar")["command"] = ["run", "--ouput-dir", "/run/secrets"]
     (finding,) = hits(task, "sidecar-config")
     assert finding.severity == "error"
     assert "unrecognized arguments" in finding.message
@@ -245,29 +258,30 @@ def test_an_unparseable_command_is_an_error() -> None:
 
 def test_a_bare_parameter_name_is_valid_without_a_region_in_the_environment() -> None:
     task = good_task()
-    set_env(task, "sidecar", "SIDECAR_SECRET_token", "/prod/app/token")
-    assert not any(e["name"] in ("AWS_REGION", "SIDECAR_REGION") for e in container(task, "sidecar")["environment"])
+    set_env(task, "secrets-sidecar", "SIDECAR_SECRET_token", "/prod/app/token")
+    environment = container(task, "secrets-sidecar")["environment"]
+    assert not any(e["name"] in ("AWS_REGION", "SIDECAR_REGION") for e in environment)
     assert hits(task, "sidecar-config") == []
 
 
 def test_the_sidecars_own_warnings_and_unseen_settings_are_warnings() -> None:
     task = good_task()
-    set_env(task, "sidecar", "SIDECAR_TIMEOUT", "150")
-    set_env(task, "sidecar", "SIDECAR_CONFIG_FILE", "/etc/sidecar.json")
-    container(task, "sidecar")["secrets"] = [{"name": "SIDECAR_SECRET_extra", "valueFrom": "/prod/app/extra"}]
+    set_env(task, "secrets-sidecar", "SIDECAR_TIMEOUT", "150")
+    set_env(task, "secrets-sidecar", "SIDECAR_CONFIG_FILE", "/etc/sidecar.json")
+    container(task, "secrets-sidecar")["secrets"] = [{"name": "SIDECAR_SECRET_extra", "valueFrom": "/prod/app/extra"}]
     findings = hits(task, "sidecar-config")
     assert {f.severity for f in findings} == {"warning"}
     text = " ".join(f.message for f in findings)
-    assert "timeout 150s is not below ECS's largest startTimeout" in text
+    assert "timeout 150s is not below Fargate's largest startTimeout" in text
     assert "SIDECAR_CONFIG_FILE names a file inside the image" in text
     assert "SIDECAR_SECRET_extra come from the container's secrets" in text
 
 
 def test_a_sidecar_configured_with_no_secret_is_an_error() -> None:
     task = good_task()
-    container(task, "sidecar")["environment"] = []
+    container(task, "secrets-sidecar")["environment"] = []
     (finding,) = hits(task, "sidecar-config")
-    assert (finding.severity, finding.container) == ("error", "sidecar")
+    assert (finding.severity, finding.container) == ("error", "secrets-sidecar")
     assert "no secrets configured" in finding.message
 
 
@@ -277,31 +291,31 @@ def test_a_sidecar_configured_with_no_secret_is_an_error() -> None:
 @pytest.mark.parametrize("user", [None, "0", "root", "0:1000", "root:root"])
 def test_a_sidecar_running_as_root_is_a_warning(user: str | None) -> None:
     task = good_task()
-    sidecar = container(task, "sidecar")
+    sidecar = container(task, "secrets-sidecar")
     sidecar.pop("user")
     if user is not None:
         sidecar["user"] = user
     (finding,) = hits(task, "sidecar-root")
-    assert (finding.severity, finding.container) == ("warning", "sidecar")
+    assert (finding.severity, finding.container) == ("warning", "secrets-sidecar")
 
 
 @pytest.mark.parametrize("user", ["10001", "10001:1000", "sidecar"])
 def test_a_non_root_sidecar_passes(user: str) -> None:
     task = good_task()
-    container(task, "sidecar")["user"] = user
+    container(task, "secrets-sidecar")["user"] = user
     assert hits(task, "sidecar-root") == []
 
 
 @pytest.mark.parametrize("value", [False, None])
 def test_a_writable_root_filesystem_is_a_warning(value: bool | None) -> None:
     task = good_task()
-    sidecar = container(task, "sidecar")
+    sidecar = container(task, "secrets-sidecar")
     if value is None:
         sidecar.pop("readonlyRootFilesystem")
     else:
         sidecar["readonlyRootFilesystem"] = value
     (finding,) = hits(task, "sidecar-writable-root")
-    assert (finding.severity, finding.container) == ("warning", "sidecar")
+    assert (finding.severity, finding.container) == ("warning", "secrets-sidecar")
 
 
 # --- plain-secret ---------------------------------------------------------------------------------------
@@ -348,8 +362,8 @@ def test_references_paths_and_settings_are_not_plain_secrets(variable: str, valu
 def test_the_sidecars_own_settings_are_not_plain_secrets_but_credentials_in_them_are() -> None:
     task = good_task()
     assert hits(task, "plain-secret") == []  # SIDECAR_SECRETS holds references
-    set_env(task, "sidecar", "AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY")
-    assert [f.container for f in hits(task, "plain-secret")] == ["sidecar"]
+    set_env(task, "secrets-sidecar", "AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY")
+    assert [f.container for f in hits(task, "plain-secret")] == ["secrets-sidecar"]
 
 
 # --- ordering and robustness ----------------------------------------------------------------------------
@@ -357,7 +371,52 @@ def test_the_sidecars_own_settings_are_not_plain_secrets_but_credentials_in_them
 
 def test_errors_come_before_warnings() -> None:
     task = good_task()
-    container(task, "sidecar").pop("user")
+    container(task, "secrets-sidecar").pop("user")
     task.pop("taskRoleArn")
     severities = [f.severity for f in lint(task)]
     assert severities == ["error", "warning"]
+
+
+# --- tmpfs-run-once ---------------------------------------------------------------------------------------
+
+
+def _tmpfs_task() -> Task:
+    """The Fargate example's run-once pair on a Docker tmpfs volume, as ec2-tmpfs.json was first shipped."""
+    task = good_task()
+    task["volumes"] = [{"name": "secrets", "dockerVolumeConfiguration": {
+        "scope": "task", "driver": "local",
+        "driverOpts": {"type": "tmpfs", "device": "tmpfs", "o": "size=1m,uid=10001,gid=1000,mode=0750"},
+    }}]
+    return task
+
+
+def test_a_run_once_sidecar_writing_into_a_docker_tmpfs_volume_is_an_error() -> None:
+    (finding,) = hits(_tmpfs_task(), "tmpfs-run-once")
+    assert (finding.severity, finding.container) == ("error", "secrets-sidecar")
+    assert "tmpfs" in finding.message
+    assert "the app would find the volume empty" in finding.message
+    assert "refresh mode" in finding.fix
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda t: t["volumes"][0]["dockerVolumeConfiguration"].update(driver="rexray/ebs"),  # another driver
+        lambda t: t["volumes"][0]["dockerVolumeConfiguration"].pop("driverOpts"),  # a disk-backed local volume
+        lambda t: t.update(volumes=[{"name": "secrets"}]),  # a bind-mount volume
+    ],
+)
+def test_volumes_that_keep_their_files_are_not_reported(change: Callable[[Task], object]) -> None:
+    task = _tmpfs_task()
+    change(task)
+    assert hits(task, "tmpfs-run-once") == []
+
+
+def test_the_shipped_ec2_example_keeps_its_tmpfs_mounted_with_a_refresh_mode_sidecar() -> None:
+    task = json.loads((EXAMPLES / "ec2-tmpfs.json").read_text())
+    sidecar = container(task, "secrets-sidecar")
+    assert {"name": "SIDECAR_REFRESH_INTERVAL", "value": "300"} in sidecar["environment"]
+    assert container(task, "app")["dependsOn"] == [{"containerName": "secrets-sidecar", "condition": "HEALTHY"}]
+    assert hits(task, "tmpfs-run-once") == []
+    set_env(task, "secrets-sidecar", "SIDECAR_REFRESH_INTERVAL", "")  # back to run-once: the bug it had
+    assert [f.rule for f in lint(task) if f.rule == "tmpfs-run-once"] == ["tmpfs-run-once"]
