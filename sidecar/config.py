@@ -26,6 +26,7 @@ DEFAULT_FILE_MODE: Final = 0o400
 DEFAULT_TIMEOUT_SECONDS: Final = 60.0
 DEFAULT_MAX_BYTES: Final = 1024 * 1024
 DEFAULT_CONCURRENCY: Final = 8
+MAX_CONCURRENCY: Final = 64  # threads and pooled connections; far past any quota's useful parallelism
 ECS_MAX_START_TIMEOUT_SECONDS: Final = 120
 
 SmBatch = Literal["auto", "always", "never"]
@@ -101,7 +102,8 @@ OPTIONS: Final = (
     Option("maxBytes", "SIDECAR_MAX_BYTES", "--max-bytes", "largest value accepted per entry (default 1048576)"),
     Option("envFile", "SIDECAR_ENV_FILE", "--env-file", "also write this dotenv file in the output directory"),
     Option("smBatch", "SIDECAR_SM_BATCH", "--sm-batch", "BatchGetSecretValue use: auto (default), always, never"),
-    Option("concurrency", "SIDECAR_CONCURRENCY", "--concurrency", "API calls in flight at once (default 8)"),
+    Option("concurrency", "SIDECAR_CONCURRENCY", "--concurrency",
+           f"API calls in flight at once, 1-{MAX_CONCURRENCY} (default {DEFAULT_CONCURRENCY})"),
     Option("region", "SIDECAR_REGION", "--region", "region for references without one (default AWS_REGION)"),
     Option("refreshInterval", "SIDECAR_REFRESH_INTERVAL", "--refresh-interval",
            "keep running and check for new versions every N seconds (default: run once)"),
@@ -470,6 +472,12 @@ def _parse_int(source: str, raw: object, minimum: int) -> int:
     return value
 
 
+def _parse_at_most(source: str, value: int, maximum: int) -> int:
+    if value > maximum:
+        raise ConfigError(f"{source}: {value} is above the maximum of {maximum}")
+    return value
+
+
 def _parse_id(source: str, raw: object) -> int:
     value = _parse_int(source, raw, 0)
     if value > 2**32 - 2:
@@ -551,7 +559,7 @@ _PARSERS: Final[dict[str, Callable[[str, object], Any]]] = {
     "maxBytes": lambda source, raw: _parse_int(source, raw, 1),
     "envFile": _parse_env_file,
     "smBatch": _choice(("auto", "always", "never")),
-    "concurrency": lambda source, raw: min(_parse_int(source, raw, 1), 64),
+    "concurrency": lambda source, raw: _parse_at_most(source, _parse_int(source, raw, 1), MAX_CONCURRENCY),
     "region": _parse_region,
     "refreshInterval": _parse_timeout,
     "healthMaxAge": _parse_timeout,
