@@ -61,7 +61,7 @@ CLAIMS = (
     Claim("(`SIDECAR_TIMEOUT`, {} s)", (config.DEFAULT_TIMEOUT_SECONDS,)),
     Claim("and the {} s deadline", (config.DEFAULT_TIMEOUT_SECONDS,)),
     Claim("`SIDECAR_TIMEOUT` of {} s or more", (config.ECS_MAX_START_TIMEOUT_SECONDS,)),
-    Claim("largest `startTimeout` is {} s", (config.ECS_MAX_START_TIMEOUT_SECONDS,)),
+    Claim("which Fargate caps at {} s", (config.ECS_MAX_START_TIMEOUT_SECONDS,)),
     Claim("and a {} s limit; its exit code is logged", (notify.NOTIFY_COMMAND_TIMEOUT_SECONDS,)),
     # batch sizes
     Claim("`GetParameters` in batches of {}", (plan.MAX_GET_PARAMETERS_NAMES,)),
