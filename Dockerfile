@@ -9,7 +9,8 @@ ARG PYTHON_IMAGE=python:3.13-slim
 # --- build: the wheel of this project and its runtime dependencies, in a virtualenv without pip -----------
 # botocore keeps only its top-level data files (endpoints, partitions, retry and default configuration: all
 # loaded at client creation) and the models of the services the sidecar creates clients for: secretsmanager,
-# ssm, s3, kms, sts. A client for any other service raises UnknownServiceError.
+# ssm, s3, kms, sts. A client for any other service raises UnknownServiceError. `lint-task-definition` reads
+# the shape of ECS RegisterTaskDefinition from the ecs model: of it, only service-2.json.gz stays (~160 KB).
 FROM ${PYTHON_IMAGE} AS build
 WORKDIR /src
 # The pinned dependencies first, in a layer of their own: a change to the code alone does not reinstall them.
@@ -22,9 +23,11 @@ RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheels . \
         --constraint docker/constraints.txt /wheels/*.whl \
  && site=$(/opt/sidecar/bin/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))') \
  && find "$site/botocore/data" -mindepth 1 -maxdepth 1 -type d \
-        ! -name secretsmanager ! -name ssm ! -name s3 ! -name kms ! -name sts -exec rm -rf {} + \
+        ! -name secretsmanager ! -name ssm ! -name s3 ! -name kms ! -name sts ! -name ecs -exec rm -rf {} + \
+ && find "$site/botocore/data/ecs" -type f ! -name service-2.json.gz -delete \
  && /opt/sidecar/bin/python -m compileall -q -j 0 --invalidation-mode unchecked-hash /opt/sidecar \
- && /opt/sidecar/bin/secrets-sidecar --version
+ && /opt/sidecar/bin/secrets-sidecar --version \
+ && /opt/sidecar/bin/python -c 'from sidecar.lint.model import input_shape; input_shape()'
 
 # --- runtime ------------------------------------------------------------------------------------------------
 FROM ${PYTHON_IMAGE}

@@ -11,7 +11,8 @@ from sidecar.lint.report import OutputFormat, counts, render
 
 EXIT_CLEAN: Final = 0  # no error (warnings allowed)
 EXIT_ERRORS: Final = 1  # at least one error finding
-EXIT_UNREADABLE: Final = 2  # the input cannot be read as a task definition
+EXIT_UNREADABLE: Final = 2  # the input cannot be read as a task definition, or cannot be checked
+INTERNAL_ERROR: Final = "internal error"
 STDIN: Final = "-"
 
 
@@ -32,7 +33,16 @@ def lint_command(
     except UnreadableTaskDefinition as exc:
         print(f"secrets-sidecar lint-task-definition: {exc.message}", file=stderr)
         return EXIT_UNREADABLE
-    findings = lint(task)
+    try:
+        findings = lint(task)
+    except Exception as exc:
+        # Only the exception's type: its text may quote the document, and the document may hold a secret.
+        print(
+            f"secrets-sidecar lint-task-definition: {INTERNAL_ERROR} while checking {source} "
+            f"({type(exc).__name__}); nothing was reported about it, please report this",
+            file=stderr,
+        )
+        return EXIT_UNREADABLE
     stdout.write(render(output_format, source, findings))
     errors, _ = counts(findings)
     return EXIT_ERRORS if errors else EXIT_CLEAN

@@ -50,9 +50,20 @@ def input_shape() -> Shape:
 
 
 def check_register_input(task: Mapping[str, Any]) -> list[Finding]:
+    from botocore.exceptions import DataNotFoundError
     from botocore.validate import ParamValidator
 
-    shape = input_shape()
+    try:
+        shape = input_shape()
+    except DataNotFoundError:  # UnknownServiceError too: a botocore trimmed of its ECS model
+        return [Finding(
+            rule=RULE,
+            severity="warning",
+            container=None,
+            message=f"the installed botocore has no {SERVICE} model, so the document was not checked against "
+            f"the {OPERATION} request syntax",
+            fix="run the linter with a complete botocore (pip install botocore), or the project's image",
+        )]
     report = ParamValidator().validate(dict(task), shape)
     # ValidationErrors keeps (kind, path, details) tuples; its own report quotes values, ours must not.
     problems = [_describe(kind, path.lstrip("."), details) for kind, path, details in report._errors]

@@ -17,12 +17,24 @@ def counts(findings: Sequence[Finding]) -> tuple[int, int]:
     return errors, len(findings) - errors
 
 
+def printable(text: str) -> str:
+    """``text`` with every character a terminal would act on, or UTF-8 cannot encode, escaped.
+
+    Container names and paths come from the document: a newline in one must not forge a finding, and a lone
+    surrogate must not stop the report half-way.
+    """
+    if text.isprintable():
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
 def render_text(source: str, findings: Sequence[Finding]) -> str:
+    source = printable(source)
     lines = []
     for finding in findings:
-        where = f" [{finding.container}]" if finding.container else ""
-        lines.append(f"{source}: {finding.severity} {finding.rule}{where}: {finding.message}")
-        lines.append(f"    fix: {finding.fix}")
+        where = f" [{printable(finding.container)}]" if finding.container else ""
+        lines.append(f"{source}: {finding.severity} {finding.rule}{where}: {printable(finding.message)}")
+        lines.append(f"    fix: {printable(finding.fix)}")
     errors, warnings = counts(findings)
     verdict = "fails" if errors else "passes"
     lines.append(f"{source}: {verdict}: {_plural(errors, 'error')}, {_plural(warnings, 'warning')}")

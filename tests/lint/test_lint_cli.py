@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+import sidecar.lint as lint_package
+from sidecar.lint import Finding, model
+from sidecar.lint.command import lint_command
 from tests.conftest import SIDECAR
 
 from .tasks import EXAMPLES, container, good_task, refresh_task, set_env
@@ -143,3 +149,57 @@ def test_no_environment_value_reaches_the_output(tmp_path: Path) -> None:
 def test_run_start_up_does_not_import_the_linter() -> None:
     probe = "import sys, sidecar.cli; sys.exit('sidecar.lint' in sys.modules or 'botocore.model' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", probe], check=False, timeout=60).returncode == 0
+
+
+# --- in-process: what the command does when something goes wrong -------------------------------------------
+
+
+def lint_in_process(task: object, *args: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = lint_command("-", *args, stdin=io.StringIO(json.dumps(task)), stdout=out, stderr=err)  # type: ignore[arg-type]
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_a_failing_rule_is_exit_2_with_a_one_line_reason_never_a_traceback_or_exit_1(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def broken(task: object) -> list[Finding]:
+        raise ValueError("a message that quotes pa55-word-in-plain-sight")
+
+    monkeypatch.setattr(lint_package, "RULES", (*lint_package.RULES, broken))
+    code, out, err = lint_in_process(good_task())
+    assert (code, out) == (2, "")
+    assert err == (
+        "secrets-sidecar lint-task-definition: internal error while checking <stdin> (ValueError); nothing was "
+        "reported about it, please report this\n"
+    )
+
+
+def test_without_botocores_ecs_model_the_other_rules_still_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    from botocore.exceptions import UnknownServiceError
+
+    def no_model() -> None:
+        raise UnknownServiceError(service_name="ecs", known_service_names="kms, s3")
+
+    monkeypatch.setattr(model, "input_shape", no_model)
+    task = good_task()
+    task.pop("taskRoleArn")
+    code, out, _ = lint_in_process(task, "json")
+    report = json.loads(out)
+    assert code == 1
+    assert {(f["rule"], f["severity"]) for f in report["findings"]} == {
+        ("register-input", "warning"), ("task-role", "error"),
+    }
+
+
+def test_names_from_the_document_cannot_forge_lines_or_break_the_text_report() -> None:
+    task = good_task()
+    for definition in task["containerDefinitions"]:
+        if definition["name"] == "app":
+            definition["name"] = "app\ntask.json: passes: 0 errors\ud800"
+            definition["mountPoints"][0]["readOnly"] = False  # a finding that names the container
+    code, out, _ = lint_in_process(task)
+    assert code == 1
+    assert out.count("\n") == len(out.splitlines())
+    assert all(line.startswith(("<stdin>: ", "    fix: ")) for line in out.splitlines())
+    assert "\\ud800" in out
