@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
+import subprocess
+import sys
 import textwrap
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +20,10 @@ pytestmark = [pytest.mark.container, pytest.mark.slow]
 # docs/container-image.md documents this bound and the measured numbers: the project's own layers (the
 # virtualenv with the trimmed botocore, and the user and directory) measure about 8.7 MB.
 MAX_BYTES_ABOVE_BASE = 12_000_000
+# The pull size (gzip-compressed layers) above the base, measured by scripts/image-size: about 3 MB.
+MAX_COMPRESSED_BYTES_ABOVE_BASE = 5_000_000
+DOCUMENTED_TOLERANCE = 0.20
+ROOT = Path(__file__).resolve().parents[2]
 BOTOCORE_DATA = {
     "_retry.json", "endpoints.json", "partitions.json", "sdk-default-configuration.json",
     "secretsmanager", "ssm", "s3", "kms", "sts", "ecs",
@@ -167,3 +175,30 @@ def test_image_size_report(images: tuple[str, str]) -> None:
         f"layer(s) (bound {MAX_BYTES_ABOVE_BASE / 1e6:.0f} MB)"
     )
     assert 1_000_000 < above <= MAX_BYTES_ABOVE_BASE
+
+
+def test_pull_size_matches_the_documented_figures(images: tuple[str, str]) -> None:
+    """scripts/image-size on the image the suite built: the compressed layers above the base stay under the
+    bound, and the figure docs/container-image.md and the README state is the measured one."""
+    measured = subprocess.run([sys.executable, str(ROOT / "scripts" / "image-size"), "--json", SIDECAR_IMAGE,
+                               BASE_IMAGE], capture_output=True, text=True, timeout=600, check=True)
+    figures = json.loads(measured.stdout)
+    above, base, total = figures["above_base"], figures["base_layers"], figures["total"]
+    layers = figures["layers_above_base"]
+
+    def layer_count(image: str) -> int:
+        return len(json.loads(docker("image", "inspect", "--format", "{{json .RootFS.Layers}}", image).stdout))
+
+    assert len(layers) == layer_count(SIDECAR_IMAGE) - layer_count(BASE_IMAGE)
+    assert above["compressed"] == sum(layer["compressed"] for layer in layers)
+    assert total["compressed"] == above["compressed"] + base["compressed"]
+    assert 1_000_000 < above["compressed"] < above["uncompressed"]
+    assert above["compressed"] <= MAX_COMPRESSED_BYTES_ABOVE_BASE
+
+    doc = (ROOT / "docs" / "container-image.md").read_text()
+    documented = re.search(r"\*\*layers above the base\*\*.*?\*\*([0-9.]+) MB\*\*", doc)
+    readme = re.search(r"([0-9.]+) MB compressed above", (ROOT / "README.md").read_text())
+    assert documented and readme, "the pull size is no longer stated where this test looks for it"
+    for stated in (float(documented.group(1)), float(readme.group(1))):
+        assert abs(stated * 1e6 - above["compressed"]) <= DOCUMENTED_TOLERANCE * above["compressed"], (
+            f"documented {stated} MB, measured {above['compressed'] / 1e6:.2f} MB: update the docs")
