@@ -300,6 +300,22 @@ def error_code(exc: BaseException) -> tuple[str, bool]:
     return type(exc).__name__, False
 
 
+def network_detail(exc: BaseException, service: str, region: str) -> str:
+    """For a call that failed on the network: the endpoint URL, and for one never reached, what gives a task a
+    way there. Empty for any other error."""
+    from botocore import exceptions as bce
+
+    url = exc.kwargs.get("endpoint_url") if isinstance(exc, bce.BotoCoreError) else None
+    if not url:
+        return ""
+    if isinstance(exc, bce.EndpointConnectionError | bce.ConnectTimeoutError):
+        return (
+            f": could not connect to {url}; the task needs a route to it (a NAT gateway or a public IP), a VPC "
+            f"endpoint (com.amazonaws.{region}.{service}), or AWS_ENDPOINT_URL set to an endpoint it can reach"
+        )
+    return f" (endpoint {url})"
+
+
 def aws_message(exc: BaseException) -> str:
     from botocore.exceptions import ClientError
 

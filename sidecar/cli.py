@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import os
 import sys
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar, NoReturn
 
 from sidecar import __version__
 from sidecar.config import OPTIONS, Settings, load_settings, logging_preferences
@@ -31,14 +32,43 @@ by SIDECAR_CONFIG_FILE; flags win over the environment, the environment over the
 Documentation: docs/configuration.md"""
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with the flag a mistyped one was probably meant to be, and the error kept for the log."""
+
+    errors: ClassVar[list[str]] = []  # shared by the subcommands' parsers, which argparse creates itself
+
+    def error(self, message: str) -> NoReturn:
+        prefix = "unrecognized arguments: "
+        if message.startswith(prefix):
+            flags = sorted(_option_strings(self))
+            for word in message[len(prefix) :].split():
+                close = difflib.get_close_matches(word.partition("=")[0], flags, n=1, cutoff=0.6)
+                if word.startswith("--") and close:
+                    message += f" (did you mean {close[0]}?)"
+                    break
+        _Parser.errors.append(message)
+        super().error(message)
+
+
+def _option_strings(parser: argparse.ArgumentParser) -> set[str]:
+    """Every flag of the parser and of its subcommands."""
+    flags: set[str] = set()
+    for action in parser._actions:  # argparse offers no public list of its flags
+        flags.update(option for option in action.option_strings if option.startswith("--"))
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                flags |= _option_strings(sub)
+    return flags
+
+
 def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     for option in OPTIONS:
         common.add_argument(option.flag, dest=option.key, metavar=option.env, help=option.help)
     common.add_argument("--secrets", dest="secrets", metavar="JSON", help="JSON array of {name, valueFrom, ...}")
     common.add_argument("--config-file", dest="configFile", metavar="FILE", help="JSON config file")
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="secrets-sidecar",
         description="Fetch secrets from AWS Secrets Manager, SSM Parameter Store and S3, and write them as "
         "files with restrictive modes, atomically, before the app container starts.",
@@ -75,10 +105,19 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     environ = os.environ if environ is None else environ
     if not argv or (argv[0] not in COMMANDS and argv[0] not in ("-h", "--help", "--version")):
         argv = ["run", *argv]
+    _Parser.errors.clear()
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as exc:  # argparse has printed its usage message
-        return EXIT_OK if exc.code == 0 else EXIT_CONFIG
+        if exc.code == 0:
+            return EXIT_OK
+        if argv[0] != "lint-task-definition" and _Parser.errors:
+            # Like every other configuration error, the reason is also the log's last line.
+            from sidecar import log as logging
+
+            log = logging.configure(*logging_preferences({}, environ))
+            log.error("failed", exit_code=EXIT_CONFIG, error="configuration_error", reason=_Parser.errors[-1])
+        return EXIT_CONFIG
     if args.command == "lint-task-definition":
         from sidecar.lint.command import lint_command
 

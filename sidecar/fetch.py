@@ -221,7 +221,8 @@ class Fetcher:
                 return {}, self._singles(call)
             if transient:
                 reason = f"{call.operation} kept failing with {code} after {attempt} attempt(s)"
-                return {t: Failure(code, f"{reason} for {t.describe()}") for t in call.targets}, []
+                where = aws.network_detail(exc, call.service, call.region)
+                return {t: Failure(code, f"{reason} for {t.describe()}{where}") for t in call.targets}, []
             message = aws.aws_message(exc)
             return {t: aws.failure_for(code, message, t, call.operation) for t in call.targets}, []
         return self._retry_items_singly(call, results)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from typing import Final
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from sidecar.errors import ConfigError
 
@@ -25,6 +26,9 @@ _PARAMETER_SELECTOR = re.compile(r"^[A-Za-z0-9_.\-]{1,100}$")
 _SECRET_SELECTOR = re.compile(r"^[A-Za-z0-9_.\-]{1,256}$")  # a version id, or a stage of letters, digits, ._-
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _S3_VERSION_MARKER: Final = "?versionId="
+# S3's URL hosts: bucket.s3.amazonaws.com, bucket.s3.REGION.amazonaws.com, bucket.s3-REGION..., and the
+# path-style s3.REGION.amazonaws.com/bucket/key (".cn" in the China partition).
+_S3_HOST = re.compile(r"^(?:(?P<bucket>[a-z0-9.-]+?)\.)?s3(?:[.-][a-z0-9-]+)*\.amazonaws\.com(?:\.cn)?$")
 MAX_PARAMETER_LEVELS: Final = 15
 # Names under these prefixes are AWS's own and read like any parameter; only creating them is forbidden.
 SECRETS_MANAGER_REFERENCE: Final = "/aws/reference/secretsmanager/"
@@ -138,6 +142,8 @@ def parse_value_from(value_from: str, default_region: str | None) -> Reference:
         raise ConfigError("valueFrom contains a NUL character")
     if value_from.startswith("s3://"):
         return _parse_s3(value_from, default_region)
+    if value_from.lower().startswith(("https://", "http://")):
+        raise ConfigError(_url_problem(value_from))
     match = _ARN.match(value_from)
     if match:
         service, rest = match["service"], match["rest"]
@@ -251,6 +257,24 @@ def _secret_reference(name: str, shown: str) -> str:
     if ":" in name and not _SECRET_SELECTOR.match(selector):
         raise ConfigError(f"valueFrom {shown!r}: {selector!r} is not a secret version id or stage")
     return name
+
+
+def _url_problem(url: str) -> str:
+    """What to write instead of a URL. Only the URL's scheme, host and path are repeated: a presigned URL's
+    query carries a signature."""
+    parts = urlsplit(url)
+    shown = f"{parts.scheme}://{parts.netloc}{parts.path}"
+    host = _S3_HOST.match(parts.hostname or "")
+    if host is None:
+        return (f"valueFrom {shown!r} is a URL; expected a secretsmanager or ssm ARN, an SSM parameter name, "
+                "or s3://bucket/key")
+    path = unquote(parts.path).lstrip("/")
+    bucket, key = (host["bucket"], path) if host["bucket"] else path.partition("/")[::2]
+    if not bucket or not key:
+        return f"valueFrom {shown!r} is an S3 URL: write S3 objects as s3://bucket/key"
+    version = parse_qs(parts.query).get("versionId", [""])[0]
+    pin = f"{_S3_VERSION_MARKER}{version}" if version else ""
+    return f"valueFrom {shown!r} is an S3 URL: write it as s3://{bucket}/{key}{pin}"
 
 
 def _parse_s3(value_from: str, default_region: str | None) -> Reference:

@@ -97,7 +97,7 @@ def _referenced(entry: Entry, reference: Reference, outcomes: Mapping[Any, Outco
         return fetched.value
     document = _json_object(entry, reference, fetched.value, f"json-key {key!r}")
     if key not in document:
-        raise FetchError(f"{entry.name!r}: the JSON secret {reference.target.describe()} has no key {key!r}")
+        raise FetchError(f"{entry.name!r}: {reference.target.describe()} has no key {key!r}")
     return _json_value(document[key])
 
 

@@ -6,6 +6,7 @@ re-commit the whole set when something changed.
 
 from __future__ import annotations
 
+import difflib
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -43,8 +44,11 @@ def check_regions(settings: Settings, session: Any = None) -> None:
         for reference in entry.references:
             region = reference.target.region
             if region not in regions:
+                close = difflib.get_close_matches(region, sorted(regions), n=1, cutoff=0.8)
+                hint = f"; did you mean {close[0]}?" if close else ""
                 raise ConfigError(
-                    f"{entry.name!r}: region {region!r} is not a known AWS region ({reference.target.describe()})"
+                    f"{entry.name!r}: region {region!r} is not a known AWS region "
+                    f"({reference.target.describe()}){hint}"
                 )
 
 

@@ -11,6 +11,7 @@ cannot do more than place values. A missing input or key is an error naming it, 
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
 from collections.abc import Callable, Mapping
@@ -92,7 +93,12 @@ def parse_template(text: str, where: str) -> Template:
         else:
             name = match["filter"]
             if name is not None and name not in FILTERS:
-                raise ConfigError(f"{where}: unknown filter {name!r} (known: {', '.join(sorted(FILTERS))})")
+                line = text.count("\n", 0, start) + 1
+                close = difflib.get_close_matches(name, sorted(FILTERS), n=1)
+                hint = f"did you mean {close[0]}? " if close else ""
+                raise ConfigError(
+                    f"{where}: unknown filter {name!r} at line {line} ({hint}known: {', '.join(sorted(FILTERS))})"
+                )
             segments.append(Placeholder(match["input"], match["key"], name))
         position = match.end()
     return Template(tuple(s for s in segments if s != ""))

@@ -145,3 +145,22 @@ def test_any_string_parses_or_is_a_configuration_error(value_from: str) -> None:
         assert exc.message
     else:
         assert ref.target.region
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("https://my-bucket.s3.amazonaws.com/tls/cert.pem", "write it as s3://my-bucket/tls/cert.pem"),
+        ("https://my.bucket.s3-eu-west-1.amazonaws.com/a%20b", "write it as s3://my.bucket/a b"),
+        ("https://s3.eu-west-1.amazonaws.com/my-bucket/tls/cert.pem", "write it as s3://my-bucket/tls/cert.pem"),
+        ("https://b.s3.dualstack.us-east-1.amazonaws.com/k?versionId=v1", "write it as s3://b/k?versionId=v1"),
+        ("https://b.s3.cn-north-1.amazonaws.com.cn/k", "write it as s3://b/k"),
+        ("https://s3.amazonaws.com/only-a-bucket", "write S3 objects as s3://bucket/key"),
+        ("https://vault.example.com/v1/secret", "is a URL; expected a secretsmanager or ssm ARN"),
+    ],
+)
+def test_a_url_is_answered_with_the_form_to_write(url: str, message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_value_from(url + ("&" if "?" in url else "?") + "X-Amz-Signature=abc123", "eu-west-1")
+    assert message in caught.value.message
+    assert "X-Amz-Signature" not in caught.value.message
