@@ -18,6 +18,10 @@ READ_ONLY_FIELDS: Final = frozenset({
     "deregisteredAt",
 })
 DESCRIBE_WRAPPER: Final = "taskDefinition"
+# The deepest path of a real task definition is about eight levels (containerDefinitions, a container,
+# linuxParameters, capabilities, add, an item; a describe wrapper adds one). Far deeper input is not a task
+# definition, and the rules' walks need not guard against it.
+MAX_DEPTH: Final = 32
 
 
 class UnreadableTaskDefinition(Exception):
@@ -42,6 +46,10 @@ def parse_task_definition(text: str | bytes, source: str) -> dict[str, Any]:
         ) from None
     except UnicodeDecodeError:
         raise UnreadableTaskDefinition(f"{source} is not UTF-8 text") from None
+    except RecursionError:
+        raise UnreadableTaskDefinition(_too_deep(source)) from None
+    if _depth(document) > MAX_DEPTH:
+        raise UnreadableTaskDefinition(_too_deep(source))
     if isinstance(document, Mapping) and isinstance(document.get(DESCRIBE_WRAPPER), Mapping):
         document = document[DESCRIBE_WRAPPER]
     if not isinstance(document, Mapping):
@@ -66,3 +74,23 @@ def _json_type(value: object) -> str:
     if value is None:
         return "null"
     return "number"
+
+
+def _too_deep(source: str) -> str:
+    return f"{source} nests deeper than {MAX_DEPTH} levels, which no task definition does"
+
+
+def _depth(document: object) -> int:
+    """How deeply ``document`` nests arrays and objects, found without recursion."""
+    deepest = 0
+    stack = [(document, 0)]
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if deepest > MAX_DEPTH:
+            break
+        if isinstance(node, list):
+            stack += [(item, depth + 1) for item in node]
+        elif isinstance(node, dict):
+            stack += [(item, depth + 1) for item in node.values()]
+    return deepest

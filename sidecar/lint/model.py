@@ -35,6 +35,7 @@ _PYTHON_TO_JSON: Final = {
     "datetime": "timestamp",
     "bytes": "blob",
     "bytearray": "blob",
+    "NoneType": "null",
 }
 _CLASS_NAME = re.compile(r"<class '(?:[\w.]+\.)?(\w+)'>")
 

@@ -27,6 +27,7 @@ Task = Mapping[str, Any]
 ROOT_USERS: Final = frozenset({"0", "root"})
 SUCCESS: Final = "SUCCESS"
 HEALTHY: Final = "HEALTHY"
+CONDITIONS: Final = ("START", "COMPLETE", SUCCESS, HEALTHY)
 _WRONG_FOR_RUN_ONCE: Final = {
     "COMPLETE": "COMPLETE starts the app even when the sidecar failed, without its secrets",
     "START": "START starts the app as soon as the sidecar starts, before the secrets are written",
@@ -112,10 +113,14 @@ def _dependency_problem(sidecar: str, condition: object, refresh: bool) -> str:
         )
         return (
             f"the app depends on {sidecar!r}, which runs in refresh mode (SIDECAR_REFRESH_INTERVAL is set), "
-            f"with the condition {condition!r}: {reason}"
+            f"with the condition {_quoted(condition)}: {reason}"
         )
     reason = _WRONG_FOR_RUN_ONCE.get(str(condition), "only SUCCESS waits for the secrets to be written")
-    return f"the app depends on {sidecar!r} with the condition {condition!r}: {reason}"
+    return f"the app depends on {sidecar!r} with the condition {_quoted(condition)}: {reason}"
+
+
+def _quoted(condition: object) -> str:
+    return repr(condition) if condition in CONDITIONS else "that is not an ECS condition"
 
 
 def _dependency_fix(sidecar: str, refresh: bool) -> str:

@@ -11,19 +11,34 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
+import re
 from collections.abc import Mapping
 from typing import Any, Final
 
-from sidecar.config import CONFIG_FILE_ENV, ENV_PREFIX, load_settings
+from sidecar.config import CONFIG_FILE_ENV, ENV_PREFIX, SECRETS_ENV, load_settings
 from sidecar.errors import ConfigError
 from sidecar.lint.finding import Finding
-from sidecar.lint.task import Container, environment, roles, secret_names, sidecar_arguments
+from sidecar.lint.redact import hide_values, json_strings
+from sidecar.lint.task import (
+    Container,
+    environment,
+    roles,
+    secret_names,
+    sidecar_arguments,
+    sidecar_process_ids,
+)
 
 RULE: Final = "sidecar-config"
 PLACEHOLDER_REGION: Final = "us-east-1"
 REGION_VARIABLES: Final = ("AWS_REGION", "AWS_DEFAULT_REGION", "SIDECAR_REGION")
 ROOT_UID: Final = 0
 CONFIG_FILE_FLAG_KEY: Final = "configFile"
+SECRETS_FLAG_KEY: Final = "secrets"
+NOTIFY_COMMAND_ENV: Final = "SIDECAR_NOTIFY_COMMAND"
+ENTRY_NAME_KEYS: Final = frozenset({"name"})
+SUBCOMMANDS: Final = ("run", "check")
+TEMPLATE_INPUT: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def check_sidecar_config(task: Mapping[str, Any]) -> list[Finding]:
@@ -40,25 +55,114 @@ def _check_one(name: str, container: Container) -> list[Finding]:
     environ.pop(CONFIG_FILE_ENV, None)
     if not any(environ.get(variable) for variable in REGION_VARIABLES):
         environ["AWS_REGION"] = PLACEHOLDER_REGION
-    uid, gid = _user_ids(container.get("user"))
+    uid, gid = sidecar_process_ids(container) or (ROOT_UID, ROOT_UID)
     try:
         flags = _flags(sidecar_arguments(container))
         if flags.pop(CONFIG_FILE_FLAG_KEY, None) is not None and CONFIG_FILE_ENV not in environment(container):
             findings.append(_config_file_unchecked(name, "--config-file"))
+        unread: list[str] = []
+        if SECRETS_ENV in environ:
+            environ[SECRETS_ENV], names = without_template_files(environ[SECRETS_ENV])
+            unread += [f"{SECRETS_ENV} entry {entry!r}" for entry in names]
+        if isinstance(flags.get(SECRETS_FLAG_KEY), str):
+            flags[SECRETS_FLAG_KEY], names = without_template_files(str(flags[SECRETS_FLAG_KEY]))
+            unread += [f"--secrets entry {entry!r}" for entry in names]
         settings = load_settings(flags, environ, process_uid=uid, process_gid=gid)
     except ConfigError as exc:
-        return [*findings, Finding(
-            RULE, "error", name,
-            f"the sidecar's configuration is invalid, so it would exit with code 2 before fetching anything: "
-            f"{exc.message}",
-            "correct the SIDECAR_* environment (or command flags); `secrets-sidecar check` with the same "
-            "settings shows the plan",
-        )]
+        problem = f"the sidecar's configuration is invalid, so it would exit with code 2 before fetching anything: " \
+            f"{exc.message}"
+        return [*findings, _error(name, container, problem)]
+    except RecursionError:
+        problem = "the sidecar's JSON settings nest too deeply to be parsed, so it would fail before fetching anything"
+        return [*findings, _error(name, container, problem)]
+    except Exception as exc:
+        problem = f"the sidecar's own parser fails on this configuration ({type(exc).__name__}), so the sidecar " \
+            "would stop with exit code 1 before fetching anything"
+        return [*findings, _error(name, container, problem)]
     findings += [
-        Finding(RULE, "warning", name, f"sidecar configuration: {warning}", "review the setting named above")
+        Finding(
+            RULE, "warning", name,
+            f"{entry} reads templateFile, a path inside the container: the template itself was not checked "
+            "(its inputs were)",
+            "run `secrets-sidecar check` in the image with that file, or inline it as \"template\"",
+        )
+        for entry in unread
+    ]
+    findings += [
+        Finding(RULE, "warning", name, _hidden(f"sidecar configuration: {warning}", container),
+                "review the setting named above")
         for warning in settings.warnings
     ]
     return findings
+
+
+def _error(name: str, container: Container, problem: str) -> Finding:
+    return Finding(
+        RULE, "error", name, _hidden(problem, container),
+        "correct the SIDECAR_* environment (or command flags); `secrets-sidecar check` with the same "
+        "settings shows the plan",
+    )
+
+
+def _hidden(message: str, container: Container) -> str:
+    """``message`` without any value of the sidecar's environment or command (see sidecar.lint.redact)."""
+    environ = environment(container)
+    values = [*environ.values(), *_argument_values(sidecar_arguments(container))]
+    names: list[str] = []
+    for variable in (SECRETS_ENV, NOTIFY_COMMAND_ENV):
+        if variable in environ:
+            values += json_strings(environ[variable], skip_keys=ENTRY_NAME_KEYS)
+            names += _entry_names(environ[variable])
+    for word in sidecar_arguments(container):
+        values += json_strings(word, skip_keys=ENTRY_NAME_KEYS)
+        names += _entry_names(word)
+    return hide_values(message, values, shown=names)
+
+
+def _argument_values(words: list[str]) -> list[str]:
+    """The values among the sidecar's command words: not its subcommand, not a flag's name."""
+    values = []
+    for word in words:
+        if word.startswith("--"):
+            values += word.split("=", 1)[1:]
+        elif word not in SUBCOMMANDS:
+            values.append(word)
+    return values
+
+
+def _entry_names(text: str) -> list[str]:
+    try:
+        document = json.loads(text)
+    except (ValueError, RecursionError):
+        return []
+    entries = document if isinstance(document, list) else []
+    return [e["name"] for e in entries if isinstance(e, dict) and isinstance(e.get("name"), str)]
+
+
+def without_template_files(text: str) -> tuple[str, list[str]]:
+    """SIDECAR_SECRETS with every ``templateFile`` replaced by an inline template that uses exactly the
+    entry's inputs, and the names of those entries.
+
+    A templateFile is a path in the container's filesystem: the linting machine's file of that name (if
+    any) is another file, and may be a FIFO that never answers. The inputs are still checked. Text that is
+    not a JSON array of objects is returned as it is, for the sidecar's parser to report.
+    """
+    try:
+        document = json.loads(text)
+    except (ValueError, RecursionError):
+        return text, []
+    if not isinstance(document, list):
+        return text, []
+    unread = []
+    for entry in document:
+        if not isinstance(entry, dict) or "templateFile" not in entry or "template" in entry:
+            continue
+        inputs = entry.get("inputs")
+        names = sorted(key for key in inputs if TEMPLATE_INPUT.fullmatch(key)) if isinstance(inputs, dict) else []
+        entry["template"] = "".join("{{ " + key + " }}" for key in names)
+        del entry["templateFile"]
+        unread.append(entry["name"] if isinstance(entry.get("name"), str) else "?")
+    return json.dumps(document), unread
 
 
 def _unseen_settings(name: str, container: Container, environ: Mapping[str, str]) -> list[Finding]:
@@ -88,7 +192,7 @@ def _flags(words: list[str]) -> dict[str, object]:
     """Parse the sidecar's command words with the sidecar's own parser into ``load_settings`` flags."""
     from sidecar.cli import build_parser
 
-    if not words or words[0] not in ("run", "check"):
+    if not words or words[0] not in SUBCOMMANDS:
         words = ["run", *words]
     errors = io.StringIO()
     try:
@@ -97,14 +201,5 @@ def _flags(words: list[str]) -> dict[str, object]:
     except SystemExit:
         lines = errors.getvalue().strip().splitlines()
         reason = lines[-1].split(": error: ", 1)[-1] if lines else "it does not parse"
-        raise ConfigError(f"the command {' '.join(words)!r} is not valid: {reason}") from None
+        raise ConfigError(f"the sidecar's command is not valid: {reason}") from None
     return {key: value for key, value in vars(parsed).items() if value is not None}
-
-
-def _user_ids(user: object) -> tuple[int, int]:
-    """The uid and gid a ``user`` of ``uid`` or ``uid:gid`` runs as; root when absent or symbolic."""
-    if not isinstance(user, str):
-        return ROOT_UID, ROOT_UID
-    uid, _, gid = user.partition(":")
-    as_uid = int(uid) if uid.isdigit() else ROOT_UID
-    return as_uid, int(gid) if gid.isdigit() else as_uid

@@ -25,6 +25,8 @@ NOTIFY_SIGNAL_ENV: Final = "SIDECAR_NOTIFY_SIGNAL"
 NOTIFY_SIGNAL_FLAG: Final = "--notify-signal"
 HEALTHCHECK_COMMAND: Final = "healthcheck"
 _ASCII_DIGITS: Final = re.compile(r"[0-9]{1,10}")
+IMAGE_UID: Final = 10001  # the image's USER (Dockerfile): uid and gid 10001, named sidecar
+IMAGE_USERS: Final = {"sidecar": IMAGE_UID, "root": 0}
 
 Container = Mapping[str, Any]
 
@@ -207,6 +209,26 @@ def user_of(container: Container) -> User:
         return User(None, None, None)
     uid, _, gid = user.partition(":")
     return User(user, decimal(uid), decimal(gid))
+
+
+def sidecar_process_ids(container: Container) -> tuple[int, int] | None:
+    """The uid and gid the sidecar's process runs as, from its ``user`` and the image's /etc/passwd.
+
+    The image runs as ``10001:10001`` when ``user`` is absent and knows two names, ``sidecar`` and ``root``.
+    A numeric uid without a gid takes its passwd entry's group, or gid 0 when it has none (Docker's rule).
+    None when ``user`` names someone the image does not know.
+    """
+    user = user_of(container)
+    if user.written is None:
+        return IMAGE_UID, IMAGE_UID
+    name, _, group = user.written.partition(":")
+    uid = user.uid if user.uid is not None else IMAGE_USERS.get(name)
+    if uid is None:
+        return None
+    if not group:
+        return uid, {IMAGE_UID: IMAGE_UID}.get(uid, 0)
+    gid = user.gid if user.gid is not None else IMAGE_USERS.get(group)
+    return (uid, gid) if gid is not None else None
 
 
 def user_id(container: Container) -> int | None:

@@ -231,7 +231,7 @@ def test_a_task_without_a_task_role_is_an_error(mutate: Callable[[Task], object]
 @pytest.mark.parametrize(
     ("variable", "value", "says"),
     [
-        ("SIDECAR_TIMEOUT", "soon", "SIDECAR_TIMEOUT: 'soon' is not a positive number of seconds"),
+        ("SIDECAR_TIMEOUT", "soon", "SIDECAR_TIMEOUT: <value hidden> is not a positive number of seconds"),
         ("SIDECAR_SECRETS", "[{\"name\": \"db\"}]", "valueFrom is required"),
         ("SIDECAR_SECRETS", "not json", "SIDECAR_SECRETS is not valid JSON"),
         ("SIDECAR_OUTPUTDIR", "/x", "unknown setting SIDECAR_OUTPUTDIR (did you mean SIDECAR_OUTPUT_DIR?)"),
