@@ -72,6 +72,8 @@ def test_ci_runs_ci_run_on_every_supported_python() -> None:
     supported = [m.group(1) for c in classifiers if (m := version_classifier.fullmatch(c))]
     assert pythons == supported == ["3.11", "3.12", "3.13"]
     assert any(step.get("run") == "bash .ci/run" for step in job["steps"])
+    assert job["runs-on"] == "${{ matrix.runner }}"
+    assert {"python": "3.13", "runner": "ubuntu-24.04-arm"} in job["strategy"]["matrix"]["include"]
     assert ci["permissions"] == {"contents": "read"}
 
 
