@@ -5,13 +5,27 @@ Layout (the scheme Kubernetes uses for Secret volumes)::
 
     output/..2026_11_28_17_00_00.123456.k3j9/   the payload of one run (files, subdirectories, manifest)
     output/..data -> ..2026_11_28_...           swapped in one rename(2): the commit point
-    output/db -> ..data/db                      one link per top-level name, created once
+    output/db -> ..data/db                      one link per top-level name
     output/..manifest.json -> ..data/..manifest.json   the sidecar's own files: manifest, version
     output/..version -> ..data/..version
 
-Readers that open ``output/db/password`` see the whole old set or the whole new set, never a mix. Everything
-is done relative to directory file descriptors, nothing planted in the directory is ever followed, and
-nothing outside it is touched.
+Readers that open ``output/db/password`` see the whole old set or the whole new set, never a mix.
+
+The order of one commit (``_Commit.run``)::
+
+    1. inspect      read only: refuse (exit 4) a name, ``..data`` or ``..data_tmp`` the sidecar did not create
+    2. clean        remove what an interrupted run left: ``..data_tmp``, payloads ``..data`` does not name
+    3. build        write the new payload in a fresh 0700 directory
+    4. link         give each new top-level name its link into ``..data/`` (it dangles until step 5)
+    5. verify+swap  every name is still the sidecar's link; rename ``..data_tmp`` over ``..data``
+    6. verify       still so after the swap, or the previous ``..data`` is put back (exit 4)
+    7. tidy         drop links of names the set no longer has, the previous payload, fsync
+
+Everything that needs space or can be refused happens in steps 1-5, and a failure there undoes what the run
+created: the app still sees the previous set. Step 7 cannot change what the app sees (a link it fails to drop
+already dangles), so it reports problems without failing the committed run. Everything is done relative to a
+directory file descriptor, nothing planted in the directory is ever followed, and nothing outside it is
+touched.
 """
 
 from __future__ import annotations
@@ -30,6 +44,7 @@ from functools import partial
 from typing import Final, TypeVar
 
 from sidecar.errors import WriteError
+from sidecar.files import create_file
 from sidecar.render import OutputFile
 
 DATA_LINK: Final = "..data"
@@ -38,8 +53,11 @@ MANIFEST: Final = "..manifest.json"
 VERSION: Final = "..version"
 DIR_MODE: Final = 0o755  # names are not secret; each file's own mode guards its value
 BUILD_DIR_MODE: Final = 0o700  # while a payload is being written, only the sidecar can enter it
+UNTOUCHED: Final = "the previous contents are untouched"
+PUT_BACK: Final = "the previous set was put back"
 T = TypeVar("T")
 _PAYLOAD = re.compile(r"^\.\.\d{4}_\d\d_\d\d_\d\d_\d\d_\d\d\.\d{6}\.[a-z0-9]+$")
+_DIR_FLAGS: Final = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 @dataclass(frozen=True)
@@ -47,6 +65,7 @@ class Committed:
     payload: str  # the new payload directory's name
     removed: tuple[str, ...]  # top-level names of the previous set that are no longer present
     kept: tuple[str, ...] = ()  # old payloads that could not be removed (e.g. written by another uid)
+    untidy: tuple[str, ...] = ()  # value-free reasons why a step after the commit point did not complete
 
 
 def preflight(output_dir: str, owners: set[tuple[int, int]]) -> None:
@@ -85,198 +104,268 @@ def commit(
     dir_uid: int,
     dir_gid: int,
 ) -> Committed:
-    """Commit ``files`` plus the sidecar's ``internal`` files (names beginning with ``..``) as one set."""
-    top_level = {f.path.split("/", 1)[0] for f in [*files, *internal]}
+    """Commit ``files`` plus the sidecar's ``internal`` files (names beginning with ``..``) as one set.
+
+    Raises ``WriteError`` (exit 4) with the previous set still what the app sees."""
+    names = tuple(sorted({f.path.split("/", 1)[0] for f in [*files, *internal]}))
     try:
         root = os.open(output_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except OSError as exc:
-        raise _write_error(exc, output_dir) from None
+        raise WriteError(f"cannot write {output_dir}: {_reason(exc, None)}; {UNTOUCHED}") from None
     try:
-        kept = _clean_leftovers(root, output_dir)
-        _check_conflicts(root, top_level)
-        payload = _build_payload(root, [*files, *internal], dir_uid, dir_gid, output_dir)
-        previous = _swap(root, payload, output_dir)
-        removed = _link_names(root, top_level, output_dir)
-        # The new set is committed: an old payload that cannot be removed is left for a later run, not an error.
-        if previous and previous != payload and not _try_remove_payload(root, previous):
-            kept.append(previous)
-        os.fsync(root)
-        return Committed(payload, removed, tuple(kept))
+        return _Commit(root, output_dir, names).run([*files, *internal], dir_uid, dir_gid)
     finally:
         os.close(root)
 
 
-def _write_error(exc: OSError, where: str, uid: int | None = None, gid: int | None = None) -> WriteError:
+def link_target(name: str) -> str:
+    """What the sidecar's link at a top-level ``name`` points to."""
+    return f"{DATA_LINK}/{name}"
+
+
+class _Commit:
+    def __init__(self, root: int, output_dir: str, names: tuple[str, ...]) -> None:
+        self.root = root
+        self.output_dir = output_dir
+        self.names = names
+        self.new_links: list[str] = []  # links this run created (step 4), removed again if it fails
+
+    def run(self, files: Sequence[OutputFile], dir_uid: int, dir_gid: int) -> Committed:
+        previous = self._inspect()
+        kept = self._clean_leftovers(previous)
+        payload = self._build(files, dir_uid, dir_gid)
+        try:
+            self._link_names()
+            self._verify_names()
+            self._swap(payload)
+        except BaseException:
+            self._undo(payload)
+            raise
+        try:
+            self._verify_names()  # a link replaced between the check and the rename
+        except WriteError as exc:
+            raise self._put_back(previous, payload, exc.message) from None
+        return self._tidy(payload, previous, kept)
+
+    # -- 1. inspect: nothing changes before the run has decided not to refuse ---------------------------------
+
+    def _inspect(self) -> str | None:
+        """Refuse what the sidecar did not create; return the current payload's name (None: no set yet)."""
+        for special in (DATA_LINK, DATA_TMP_LINK):
+            info = self._lstat(special)
+            if info is not None and stat.S_ISDIR(info.st_mode):  # a link or file there is replaced, never followed
+                raise WriteError(f"cannot write {self.output_dir}/{special}: it is a directory the sidecar did not "
+                                 f"create; remove it; {UNTOUCHED}")
+        for name in self.names:
+            if self._lstat(name) is not None and not self._is_our_link(name):
+                raise WriteError(
+                    f"the output directory already holds {name!r}, which the sidecar did not create; "
+                    "remove it or choose another name (nothing was written)"
+                )
+        return self._current_payload()
+
+    def _lstat(self, name: str) -> os.stat_result | None:
+        try:
+            return os.lstat(name, dir_fd=self.root)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise self._error(exc, name) from None
+
+    def _is_our_link(self, name: str) -> bool:
+        try:
+            return os.readlink(name, dir_fd=self.root) == link_target(name)
+        except OSError:  # gone, or not a symbolic link
+            return False
+
+    def _current_payload(self) -> str | None:
+        try:
+            target = os.readlink(DATA_LINK, dir_fd=self.root)
+        except OSError:
+            return None
+        return target if _PAYLOAD.match(target) else None
+
+    # -- 2. clean ---------------------------------------------------------------------------------------------
+
+    def _clean_leftovers(self, current: str | None) -> list[str]:
+        """Remove what an interrupted run left, so its space is free for this one. Returns the payloads that
+        could not be removed; they do not stop a run."""
+        try:
+            os.unlink(DATA_TMP_LINK, dir_fd=self.root)  # _inspect proved it is not a directory
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise self._error(exc, DATA_TMP_LINK) from None
+        return [name for name in os.listdir(self.root)
+                if _PAYLOAD.match(name) and name != current and not _try_remove(self.root, name)]
+
+    # -- 3. build ---------------------------------------------------------------------------------------------
+
+    def _build(self, files: Sequence[OutputFile], dir_uid: int, dir_gid: int) -> str:
+        payload = f"..{datetime.now(UTC):%Y_%m_%d_%H_%M_%S.%f}.{secrets.token_hex(3)}"
+        self._at(lambda: os.mkdir(payload, BUILD_DIR_MODE, dir_fd=self.root), payload)
+        try:
+            directory = self._at(lambda: os.open(payload, _DIR_FLAGS, dir_fd=self.root), payload)
+            try:
+                subdirs = self._write_files(directory, files)
+                for subdir in sorted(subdirs, key=lambda d: -d.count("/")):  # deepest first
+                    self._finish_dir(directory, subdir, dir_uid, dir_gid)
+                self._finish_dir(directory, ".", dir_uid, dir_gid)
+            finally:
+                os.close(directory)
+        except BaseException:
+            _try_remove(self.root, payload)
+            raise
+        return payload
+
+    def _write_files(self, directory: int, files: Sequence[OutputFile]) -> set[str]:
+        subdirs: set[str] = set()
+        for file in files:
+            parts = file.path.split("/")
+            for depth in range(1, len(parts)):
+                subdir = "/".join(parts[:depth])
+                if subdir not in subdirs:
+                    self._at(partial(os.mkdir, subdir, BUILD_DIR_MODE, dir_fd=directory), subdir)
+                    subdirs.add(subdir)
+            write = partial(create_file, directory, file.path, file.content.reveal(), mode=file.mode, uid=file.uid,
+                            gid=file.gid)
+            self._at(write, file.path, (file.uid, file.gid))
+        return subdirs
+
+    def _finish_dir(self, directory: int, path: str, uid: int, gid: int) -> None:
+        where = path if path != "." else "the new set's directory"
+        fd = self._at(lambda: os.open(path, _DIR_FLAGS, dir_fd=directory), where)
+        try:
+            self._at(lambda: os.fchown(fd, uid, gid), where, (uid, gid))
+            self._at(lambda: os.fchmod(fd, DIR_MODE), where)
+            self._at(lambda: os.fsync(fd), where)
+        finally:
+            os.close(fd)
+
+    # -- 4. link, 5. verify and swap --------------------------------------------------------------------------
+
+    def _link_names(self) -> None:
+        """Create the links the new set needs before the swap: they point into ``..data``, where the previous
+        set has no such name, so until the swap they dangle and nobody sees them."""
+        for name in self.names:
+            try:
+                os.symlink(link_target(name), name, dir_fd=self.root)
+            except FileExistsError:
+                continue  # ours since _inspect, or planted since: _verify_names tells
+            except OSError as exc:
+                raise self._error(exc, name) from None
+            self.new_links.append(name)
+
+    def _verify_names(self) -> None:
+        for name in self.names:
+            if not self._is_our_link(name):
+                raise WriteError(
+                    f"{name!r} appeared or changed in the output directory while the set was being written, and is "
+                    f"not the sidecar's link; remove it; {UNTOUCHED}"
+                )
+
+    def _swap(self, payload: str) -> None:
+        """The commit point: one rename(2) of a symbolic link replaces the whole set."""
+        try:
+            os.symlink(payload, DATA_TMP_LINK, dir_fd=self.root)
+            os.replace(DATA_TMP_LINK, DATA_LINK, src_dir_fd=self.root, dst_dir_fd=self.root)
+        except OSError as exc:
+            raise self._error(exc, DATA_LINK) from None
+
+    def _undo(self, payload: str) -> None:
+        """Remove what this run created before the commit point; what was there before stays."""
+        with contextlib.suppress(OSError):
+            if os.readlink(DATA_TMP_LINK, dir_fd=self.root) == payload:
+                os.unlink(DATA_TMP_LINK, dir_fd=self.root)
+        for name in self.new_links:
+            if self._is_our_link(name):
+                with contextlib.suppress(OSError):
+                    os.unlink(name, dir_fd=self.root)
+        _try_remove(self.root, payload)
+
+    # -- 6. put back ------------------------------------------------------------------------------------------
+
+    def _put_back(self, previous: str | None, payload: str, problem: str) -> WriteError:
+        """After the swap a name turned out not to be the sidecar's: make ``..data`` name the previous payload
+        again (or nothing, if there was none), so exit 4 still means the app sees the previous set."""
+        problem = problem.removesuffix(f"; {UNTOUCHED}")
+        try:
+            if previous is None:
+                os.unlink(DATA_LINK, dir_fd=self.root)
+            else:
+                os.symlink(previous, DATA_TMP_LINK, dir_fd=self.root)
+                os.replace(DATA_TMP_LINK, DATA_LINK, src_dir_fd=self.root, dst_dir_fd=self.root)
+        except OSError as exc:
+            return WriteError(f"{problem}; the new set is in place, and putting the previous one back failed: "
+                              f"{_reason(exc, self.root)}")
+        self._undo(payload)
+        return WriteError(f"{problem}; {PUT_BACK}")
+
+    # -- 7. tidy ----------------------------------------------------------------------------------------------
+
+    def _tidy(self, payload: str, previous: str | None, kept: list[str]) -> Committed:
+        untidy: list[str] = []
+        removed = []
+        for name in sorted(os.listdir(self.root)):
+            if name in self.names or name.startswith("..") or not self._is_our_link(name):
+                continue
+            try:
+                os.unlink(name, dir_fd=self.root)
+            except OSError as exc:  # it dangles: the app sees no such name either way
+                untidy.append(f"the link of {name!r}, no longer configured, stays: {_reason(exc, self.root)}")
+            else:
+                removed.append(name)
+        # An old payload that cannot be removed is left for a later run, not an error.
+        if previous and previous != payload and not _try_remove(self.root, previous):
+            kept.append(previous)
+        try:
+            os.fsync(self.root)
+        except OSError as exc:
+            untidy.append(f"the directory could not be flushed to disk: {_reason(exc, self.root)}")
+        return Committed(payload, tuple(removed), tuple(kept), tuple(untidy))
+
+    # -- errors -----------------------------------------------------------------------------------------------
+
+    def _at(self, action: Callable[[], T], where: str, owner: tuple[int, int] | None = None) -> T:
+        try:
+            return action()
+        except OSError as exc:
+            raise self._error(exc, where, owner) from None
+
+    def _error(self, exc: OSError, where: str, owner: tuple[int, int] | None = None) -> WriteError:
+        return WriteError(f"cannot write {self.output_dir}/{where}: {_reason(exc, self.root, owner)}; {UNTOUCHED}")
+
+
+def _reason(exc: OSError, root: int | None, owner: tuple[int, int] | None = None) -> str:
+    if exc.errno == errno.ENOSPC and root is not None and _no_free_inodes(root):
+        return "the volume has no free inodes left (no room for one more file or link, however small)"
+    if exc.errno == errno.EPERM and owner is not None:
+        return (f"changing the owner to {owner[0]}:{owner[1]} is not permitted "
+                f"(the sidecar runs as uid {os.geteuid()})")
     reasons = {
         errno.ENOSPC: "the volume is full",
         errno.EDQUOT: "the disk quota is exhausted",
         errno.EROFS: "the volume is read-only",
         errno.EACCES: "permission denied",
     }
-    reason = reasons.get(exc.errno or 0, exc.strerror or type(exc).__name__)
-    if exc.errno == errno.EPERM and uid is not None:
-        reason = f"changing the owner to {uid}:{gid} is not permitted (the sidecar runs as uid {os.geteuid()})"
-    return WriteError(f"cannot write {where}: {reason}; the previous contents are untouched")
+    return reasons.get(exc.errno or 0, exc.strerror or type(exc).__name__)
 
 
-def _entries(root: int) -> list[str]:
-    return os.listdir(root)
-
-
-def _clean_leftovers(root: int, output_dir: str) -> list[str]:
-    """Remove what an interrupted run left: a temporary link, payloads ``..data`` does not point to.
-    Returns the payloads that could not be removed; they do not stop a run."""
-    current = _current_payload(root)
-    kept = []
-    for name in _entries(root):
-        if name == DATA_TMP_LINK:
-            try:
-                os.unlink(name, dir_fd=root)
-            except OSError as exc:  # not a link: something the sidecar did not create
-                raise _write_error(exc, f"{output_dir}/{DATA_TMP_LINK}") from None
-        elif _PAYLOAD.match(name) and name != current and not _try_remove_payload(root, name):
-            kept.append(name)
-    return kept
-
-
-def _current_payload(root: int) -> str | None:
+def _no_free_inodes(root: int) -> bool:
     try:
-        target = os.readlink(DATA_LINK, dir_fd=root)
-    except (FileNotFoundError, OSError):
-        return None
-    return target if _PAYLOAD.match(target) else None
+        info = os.fstatvfs(root)
+    except OSError:
+        return False
+    return info.f_files > 0 and info.f_favail == 0  # f_files 0: a file system without an inode limit
 
 
-def _try_remove_payload(root: int, name: str) -> bool:
+def _try_remove(root: int, name: str) -> bool:
+    """Remove a payload directory (or whatever a payload-shaped name is) without following links inside."""
     try:
-        _remove_payload(root, name)
+        if stat.S_ISDIR(os.lstat(name, dir_fd=root).st_mode):
+            shutil.rmtree(name, dir_fd=root)
+        else:
+            os.unlink(name, dir_fd=root)
     except OSError:
         return False
     return True
-
-
-def _remove_payload(root: int, name: str) -> None:
-    info = os.lstat(name, dir_fd=root)
-    if stat.S_ISDIR(info.st_mode):
-        shutil.rmtree(name, dir_fd=root)  # fd-based: does not follow links inside
-    else:
-        os.unlink(name, dir_fd=root)
-
-
-def _check_conflicts(root: int, top_level: set[str]) -> None:
-    for name in sorted(top_level):
-        try:
-            target = os.readlink(name, dir_fd=root)
-        except FileNotFoundError:
-            continue
-        except OSError:  # exists, and is not a symbolic link
-            target = None
-        if target != f"{DATA_LINK}/{name}":
-            raise WriteError(
-                f"the output directory already holds {name!r}, which the sidecar did not create; "
-                "remove it or choose another name (nothing was written)"
-            )
-
-
-def _build_payload(root: int, files: Sequence[OutputFile], dir_uid: int, dir_gid: int, output_dir: str) -> str:
-    now = datetime.now(UTC)
-    payload = f"..{now:%Y_%m_%d_%H_%M_%S.%f}.{secrets.token_hex(3)}"
-    os.mkdir(payload, BUILD_DIR_MODE, dir_fd=root)
-    try:
-        directory = os.open(payload, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=root)
-        try:
-            subdirs = _write_files(directory, files, output_dir)
-            for subdir in sorted(subdirs, key=lambda d: -d.count("/")):  # deepest first
-                _finish_dir(directory, subdir, dir_uid, dir_gid)
-            _finish_dir(directory, ".", dir_uid, dir_gid)
-        finally:
-            os.close(directory)
-    except BaseException:
-        _remove_payload(root, payload)
-        raise
-    return payload
-
-
-def _write_files(directory: int, files: Sequence[OutputFile], output_dir: str) -> set[str]:
-    subdirs: set[str] = set()
-    for file in files:
-        parts = file.path.split("/")
-        for depth in range(1, len(parts)):
-            subdir = "/".join(parts[:depth])
-            if subdir not in subdirs:
-                _at(partial(os.mkdir, subdir, BUILD_DIR_MODE, dir_fd=directory), f"{output_dir}/{subdir}")
-                subdirs.add(subdir)
-        _write_file(directory, file, output_dir)
-    return subdirs
-
-
-def _write_file(directory: int, file: OutputFile, output_dir: str) -> None:
-    where = f"{output_dir}/{file.path}"
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-    fd = _at(lambda: os.open(file.path, flags, 0o000, dir_fd=directory), where)
-    try:
-        # Owner and mode are final before the first byte: there is no moment the value is readable by others.
-        _at(lambda: os.fchown(fd, file.uid, file.gid), where, file.uid, file.gid)
-        _at(lambda: os.fchmod(fd, file.mode), where)
-        data = memoryview(file.content.reveal())
-        while data:
-            written = _at(partial(os.write, fd, data), where)
-            data = data[written:]
-        _at(lambda: os.fsync(fd), where)
-    finally:
-        os.close(fd)
-
-
-def _finish_dir(directory: int, path: str, uid: int, gid: int) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=directory)
-    try:
-        _at(lambda: os.fchown(fd, uid, gid), f"directory {path}", uid, gid)
-        os.fchmod(fd, DIR_MODE)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _at(action: Callable[[], T], where: str, uid: int | None = None, gid: int | None = None) -> T:
-    try:
-        return action()
-    except OSError as exc:
-        raise _write_error(exc, where, uid, gid) from None
-
-
-def _swap(root: int, payload: str, output_dir: str) -> str | None:
-    """The commit point: one rename(2) of a symbolic link replaces the whole set."""
-    previous = _current_payload(root)
-    try:
-        os.symlink(payload, DATA_TMP_LINK, dir_fd=root)
-        os.replace(DATA_TMP_LINK, DATA_LINK, src_dir_fd=root, dst_dir_fd=root)
-    except OSError as exc:
-        for leftover in (DATA_TMP_LINK, payload):
-            with contextlib.suppress(OSError):
-                _remove_payload(root, leftover)
-        raise _write_error(exc, f"{output_dir}/{DATA_LINK}") from None
-    os.fsync(root)
-    return previous
-
-
-def _link_names(root: int, top_level: set[str], output_dir: str) -> tuple[str, ...]:
-    """Give each top-level name its link into ``..data``; drop links of names the new set no longer has."""
-    for name in sorted(top_level):
-        try:
-            os.symlink(f"{DATA_LINK}/{name}", name, dir_fd=root)
-        except FileExistsError:
-            pass  # _check_conflicts proved it is our link
-        except OSError as exc:
-            raise _write_error(exc, f"{output_dir}/{name}") from None
-    removed = []
-    for name in _entries(root):
-        if name in top_level or name.startswith(".."):
-            continue
-        try:
-            target = os.readlink(name, dir_fd=root)
-        except OSError:
-            continue
-        if target == f"{DATA_LINK}/{name}":
-            os.unlink(name, dir_fd=root)
-            removed.append(name)
-    return tuple(sorted(removed))

@@ -108,6 +108,8 @@ class Job:
             self.log.warning("previous_set_kept", name=name,
                              reason="the previous set's directory could not be removed (another owner?); "
                              "a later run with permission removes it")
+        for reason in committed.untidy:
+            self.log.warning("commit_untidy", reason=reason)
         self.values = dict(outcomes)
         self.generation = generation
         return Published(committed, len(rendered.files), len(rendered.skipped))

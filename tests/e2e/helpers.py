@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import shlex
 import stat
 import subprocess
 import sys
@@ -183,14 +184,18 @@ def payload_dirs(directory: Path) -> list[str]:
 
 
 def run_with_private_mount(env: Mapping[str, str], mount: str, directory: Path, *, guard: SecretValues,
-                           timeout: float = 60) -> tuple[SidecarResult, list[str]]:
+                           timeout: float = 60, keep: Path | None = None) -> tuple[SidecarResult, list[str]]:
     """Run the sidecar in a private mount namespace in which ``mount`` (a shell command using "$dir") has
     changed ``directory`` (made it read-only, or a tiny tmpfs); returns the result and what the sidecar left
-    in the directory as seen inside the namespace. Nothing outside the namespace sees the mount."""
+    in the directory as seen inside the namespace. Nothing outside the namespace sees the mount. With
+    ``keep``, the directory's whole tree as the sidecar left it is copied there (``cp -a``: links, modes,
+    owners and times kept) for the test to inspect."""
+    keep_tree = f'cp -a "$dir"/. {shlex.quote(str(keep))}/ || exit 126\n' if keep is not None else ""
     script = (
         'set -u\ndir=$1; shift\n'
         f'{mount} || {{ echo "mount-setup-failed" >&2; exit 125; }}\n'
         '"$@"; code=$?\n'
+        f'{keep_tree}'
         'printf "\\n--listing--\\n" >&2; ls -A "$dir" >&2\nexit $code\n'
     )
     completed = subprocess.run(

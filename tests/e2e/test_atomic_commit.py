@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,7 @@ from tests.e2e.helpers import (
     payload_dirs,
     run_as,
     run_with_file_size_limit,
+    run_with_private_mount,
     secrets_json,
     visible,
 )
@@ -264,3 +267,112 @@ def test_a_directory_named_data_tmp_is_a_write_error_not_a_crash(
 
     assert_failed(result, 4, "..data_tmp", "previous contents are untouched")
     assert full_state(previous) == before
+
+
+# The seed set (entry "a") takes 9 inodes of a tmpfs: its root, the payload directory, the files "a",
+# ..manifest.json and ..version, the link ..data and the links of the three names. A set of five (a, b, c and the
+# two internal files) then needs, at its peak, 6 more for its payload, 2 for the new names' links and 1 for
+# ..data_tmp; the swap frees the previous ..data link's inode, the tidying the previous payload's.
+SEED_INODES = 9
+NEW_SET_PEAK_INODES = 6 + 2 + 1
+
+
+def test_a_volume_out_of_inodes_fails_before_the_swap_and_says_so(
+    aws: Any, tmp_path: Path, secret_values: SecretValues
+) -> None:
+    """Two inodes short of the new set's peak: the payload and the link of "b" fit, the link of "c" does not.
+    Before the fix the links were made after the swap: there the link of "c" failed with the new set already
+    live, and the run exited 4 saying the previous contents were untouched."""
+    for name in ("a", "b", "c"):
+        aws.ssm.put_parameter(Name=f"/inodes/{name}", Value=secret_values.add(f"inode-test-{name}"), Type="String")
+    seed, after, outdir = tmp_path / "seed", tmp_path / "after", tmp_path / "out"
+    for directory in (seed, after, outdir):
+        directory.mkdir()
+    assert_ok(run_sidecar(_env(aws, seed, {"name": "a", "valueFrom": "/inodes/a"}), guard=secret_values))
+    before = full_state(seed)
+    entries = [{"name": name, "valueFrom": f"/inodes/{name}"} for name in ("a", "b", "c")]
+
+    def mount(inodes: int) -> str:
+        return f'mount -t tmpfs -o size=1m,mode=0755,nr_inodes={inodes} tmpfs "$dir" && cp -a {seed}/. "$dir"/'
+
+    short = SEED_INODES + NEW_SET_PEAK_INODES - 2
+    result, _ = run_with_private_mount(_env(aws, outdir, *entries), mount(short), outdir, guard=secret_values,
+                                       keep=after)
+
+    assert_failed(result, 4, "no free inodes left", "previous contents are untouched")
+    assert full_state(after) == before
+    assert visible(after) == {"a": b"inode-test-a"}
+
+    # With the inodes its peak needs, the same run commits: the count above is what a set of this shape takes.
+    result, left = run_with_private_mount(_env(aws, outdir, *entries), mount(short + 2), outdir,
+                                          guard=secret_values)
+    assert_ok(result)
+    assert sorted(name for name in left if not name.startswith("..2")) == [
+        "..data", "..manifest.json", "..version", "a", "b", "c"]
+    assert len(payload_dirs_in(left)) == 1
+
+
+def payload_dirs_in(names: list[str]) -> list[str]:
+    return [name for name in names if name.startswith("..") and name[2:3].isdigit()]
+
+
+RACE_KEYS = 150  # files in the new set: building them (each fsynced) is the planter's window
+RACE_ROUNDS = 3
+
+
+def test_a_link_planted_at_a_new_name_during_the_commit_never_survives_it(
+    aws: Any, tmp_path: Path, elsewhere: Path, secret_values: SecretValues
+) -> None:
+    """A planter watches for the new payload directory (the build has begun) and plants a link at a name the
+    new set adds. Either the plant lands first and the run refuses (exit 4, the previous set still what the app
+    sees, the planted link left and not followed), or the sidecar's link is there first and the plant fails.
+    Before the fix the run took the planted link for its own and exited 0 with "b" showing the planter's file."""
+    aws.ssm.put_parameter(Name="/race/a", Value=secret_values.add("race-value-a"), Type="String")
+    document = {f"k{i:03d}": f"race-set-value-{i:03d}" for i in range(RACE_KEYS)}
+    arn = aws.secretsmanager.create_secret(Name="race/set", SecretString=secret_values.add(json.dumps(document)))
+    seed, out = tmp_path / "seed", tmp_path / "out"
+    seed.mkdir()
+    assert_ok(run_sidecar(_env(aws, seed, {"name": "a", "valueFrom": "/race/a"}), guard=secret_values))
+    env = _env(aws, out, {"name": "a", "valueFrom": "/race/a"}, {"name": "b", "valueFrom": "/race/a"},
+               {"name": "set", "valueFrom": arn["ARN"], "expand": True})
+    outside_before = full_state(elsewhere)
+    planted_first = 0
+    for _ in range(RACE_ROUNDS):
+        shutil.rmtree(out, ignore_errors=True)
+        shutil.copytree(seed, out, symlinks=True)
+        before = full_state(out)
+        landed: list[bool] = []
+        planter = threading.Thread(target=_plant_when_building, args=(out, elsewhere / "file", landed))
+        planter.start()
+        result = run_sidecar(env, guard=secret_values)
+        planter.join(timeout=30)
+        assert landed, "the planter never saw the build begin"
+        if landed[0]:
+            planted_first += 1
+            assert_failed(result, 4, "'b' appeared or changed", "previous contents are untouched")
+            after = full_state(out)
+            assert after["content"] == {**before["content"], "b": ("link", str(elsewhere / "file"))}
+            assert visible(out) == {"a": b"race-value-a", "b": b"outside file: must stay"}  # the plant, unread
+        else:
+            assert_ok(result)
+            assert os.readlink(out / "b") == "..data/b"
+            assert (out / "b").read_bytes() == b"race-value-a"
+            assert len(list((out / "set").iterdir())) == RACE_KEYS
+        assert full_state(elsewhere) == outside_before
+    assert planted_first > 0, "no plant landed inside the commit: the race was not exercised"
+
+
+def _plant_when_building(out: Path, decoy: Path, landed: list[bool]) -> None:
+    """As soon as a new payload directory appears, plant ``out/b`` -> ``decoy``; record whether it landed."""
+    known = set(payload_dirs(out))
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if set(payload_dirs(out)) - known:
+            try:
+                os.symlink(decoy, out / "b")
+            except FileExistsError:
+                landed.append(False)
+            else:
+                landed.append(True)
+            return
+        time.sleep(0.0005)
