@@ -14,6 +14,8 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Final
 
+from sidecar.files import create_file
+
 HEALTH: Final = "..health.json"
 _TMP: Final = "..health.json.tmp"
 
@@ -32,14 +34,8 @@ def write_health(output_dir: str, health: Health, *, mode: int, uid: int, gid: i
     try:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(_TMP, dir_fd=root)
-        fd = os.open(_TMP, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o000, dir_fd=root)
-        try:
-            os.fchown(fd, uid, gid)
-            os.fchmod(fd, mode)
-            os.write(fd, json.dumps(asdict(health), sort_keys=True).encode())
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        record = json.dumps(asdict(health), sort_keys=True).encode()
+        create_file(root, _TMP, record, mode=mode, uid=uid, gid=gid)
         os.replace(_TMP, HEALTH, src_dir_fd=root, dst_dir_fd=root)
     finally:
         os.close(root)
