@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from sidecar import aws, config, fetch, names, notify, plan, references, refresh
+from sidecar.lint import start_timeout
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = (ROOT / "README.md", ROOT / "CHANGELOG.md", *sorted((ROOT / "docs").glob("*.md")))
@@ -63,6 +64,14 @@ CLAIMS = (
     Claim("`SIDECAR_TIMEOUT` of {} s or more", (config.ECS_MAX_START_TIMEOUT_SECONDS,)),
     Claim("which Fargate caps at {} s", (config.ECS_MAX_START_TIMEOUT_SECONDS,)),
     Claim("and a {} s limit; its exit code is logged", (notify.NOTIFY_COMMAND_TIMEOUT_SECONDS,)),
+    Claim("at most {} s on Fargate", (config.ECS_MAX_START_TIMEOUT_SECONDS,)),
+    Claim("whose `startTimeout` is at most {} s", (config.ECS_MAX_START_TIMEOUT_SECONDS,)),
+    # the linter's startTimeout rule
+    Claim("`SIDECAR_TIMEOUT` plus {} s", (start_timeout.MARGIN_SECONDS,)),
+    Claim("at least SIDECAR_TIMEOUT plus {} s", (start_timeout.MARGIN_SECONDS,)),
+    Claim("plus a margin of {} s", (start_timeout.MARGIN_SECONDS,)),
+    Claim("{} s when unset", (config.DEFAULT_TIMEOUT_SECONDS,)),
+    Claim("(ECS's defaults {} s and", (start_timeout.DEFAULT_HEALTH_INTERVAL_SECONDS,)),
     # batch sizes
     Claim("`GetParameters` in batches of {}", (plan.MAX_GET_PARAMETERS_NAMES,)),
     Claim("`BatchGetSecretValue` in batches of {}", (plan.MAX_BATCH_SECRET_IDS,)),
