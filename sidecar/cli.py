@@ -196,7 +196,8 @@ def _check(settings: Settings, *, as_json: bool) -> int:
         optional = " (optional)" if file["optional"] else ""
         print(f"  file  {file['name']}  mode {file['mode']}  owner {file['owner']}{optional}  <- {file['valueFrom']}")
     if settings.env_file:
-        print(f"  file  {settings.env_file}  (env file)  mode {settings.file_mode:04o}")
+        print(f"  file  {settings.env_file}  (env file)  mode {settings.file_mode:04o}  "
+              f"owner {settings.uid}:{settings.gid}")
     for warning in settings.warnings:
         print(f"  warning: {warning}")
     return EXIT_OK

@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal, TypedDict
 
+from sidecar.access import Access, env_file_problem, world_readable_warning
 from sidecar.errors import ConfigError
 from sidecar.names import collision_problems, is_env_name, name_problem
 from sidecar.references import Reference, parse_value_from
@@ -171,6 +172,7 @@ def load_settings(
     for entry in entries:
         if entry.mode & 0o004:
             warnings.append(f"{entry.name!r} will be readable by every user (mode {entry.mode:04o})")
+    warnings += _check_env_file_access(entries, values.get("envFile"), Access(file_mode, uid, gid))
     timeout = values.get("timeout", DEFAULT_TIMEOUT_SECONDS)
     if timeout >= ECS_MAX_START_TIMEOUT_SECONDS:
         warnings.append(
@@ -440,6 +442,18 @@ def _check_entry_set(entries: list[Entry], env_file: str | None) -> None:
                     f"{entry.name!r} is not a valid environment variable name, which the env file "
                     f"{env_file!r} needs (letters, digits and _, not starting with a digit)"
                 )
+
+
+def _check_env_file_access(entries: list[Entry], env_file: str | None, env: Access) -> list[str]:
+    """The env file gets the global mode and owner; it must not let anyone read an entry its own file keeps
+    from them. Refused rather than narrowed: a narrowed env file would fail the app at run time instead."""
+    if not env_file:
+        return []
+    problem = env_file_problem(env_file, env, [(e.name, Access(e.mode, e.uid, e.gid)) for e in entries])
+    if problem:
+        raise ConfigError(problem)
+    warning = world_readable_warning(f"the env file {env_file!r}", env)
+    return [warning] if warning else []
 
 
 # --- scalar parsers -----------------------------------------------------------------------------------

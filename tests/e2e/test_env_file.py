@@ -83,3 +83,44 @@ def test_two_files_that_would_share_one_variable_are_an_error(
     # Files APP/X and APP_X are distinct, but the env file could only hold one APP_X: the shell keeps the last.
     assert_failed(result, 3, "APP_X", "'APP/X'", "'APP_X'")
     assert full_state(previous) == before
+
+
+def test_an_env_file_that_would_widen_an_entry_is_refused_by_run_and_check(
+    aws: Any, previous: Path, secret_values: SecretValues
+) -> None:
+    """An entry kept to its owner (mode 0400) or to another user (its own uid) must not become readable through
+    the env file, which gets the global mode and owner (0440 here: the group would read every value)."""
+    aws.ssm.put_parameter(Name="/env/private", Value=secret_values.add("private-never-fetched"), Type="SecureString")
+    entries = [{"name": "PRIVATE", "valueFrom": "/env/private", "mode": "0400"},
+               {"name": "OTHER_APP", "valueFrom": "/env/private", "uid": 2000},
+               {"name": "SHARED", "valueFrom": "/env/private"}]
+    env = sidecar_env(aws.endpoint, SIDECAR_OUTPUT_DIR=str(previous), SIDECAR_SECRETS=secrets_json(*entries),
+                      SIDECAR_ENV_FILE="app.env", SIDECAR_FILE_MODE="0440", SIDECAR_UID="1000", SIDECAR_GID="1001")
+    before = full_state(previous)
+
+    for command in ("run", "check"):
+        result = run_sidecar(env, command, guard=secret_values)
+        failed = assert_failed(result, 2, "the env file 'app.env' (mode 0440, owner 1000:1001)",
+                               "'PRIVATE' (mode 0400, owner 1000:1001); 'OTHER_APP' (mode 0440, owner 2000:1001).")
+        assert "'SHARED'" not in failed["reason"]
+        assert not [e for e in result.events if e["event"] == "api_call"]
+    assert full_state(previous) == before
+
+
+def test_a_world_readable_env_file_is_warned_about_by_run_and_check(
+    aws: Any, outdir: Path, secret_values: SecretValues
+) -> None:
+    aws.ssm.put_parameter(Name="/env/open", Value=secret_values.add("open-env-value"), Type="SecureString")
+    env = sidecar_env(aws.endpoint, SIDECAR_OUTPUT_DIR=str(outdir),
+                      SIDECAR_SECRETS=secrets_json({"name": "OPEN", "valueFrom": "/env/open"}),
+                      SIDECAR_ENV_FILE="app.env", SIDECAR_FILE_MODE="0444")
+    warning = "the env file 'app.env' will be readable by every user (mode 0444)"
+
+    checked = run_sidecar(env, "check", guard=secret_values)
+    assert checked.code == 0 and f"  warning: {warning}\n" in checked.stdout
+    assert f"app.env  (env file)  mode 0444  owner {os.getuid()}:{os.getgid()}" in checked.stdout
+
+    result = run_sidecar(env, guard=secret_values)
+    assert_ok(result)
+    assert warning in [e["reason"] for e in result.events if e["event"] == "config_warning"]
+    assert owner_and_mode(outdir / "app.env")[2] == "0444"

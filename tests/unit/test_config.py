@@ -166,3 +166,25 @@ def test_an_expanded_entry_is_a_directory_other_entries_may_enter() -> None:
     assert [e.name for e in settings.entries] == ["db", "db/extra"]
     assert "duplicate names" in error(secrets({"name": "db", "valueFrom": "/p/a", "expand": True},
                                               {"name": "db", "valueFrom": "/p/b"}))
+
+
+def test_an_env_file_wider_than_an_entry_is_refused_naming_the_entries() -> None:
+    message = error({**secrets({"name": "DB", "valueFrom": ARN, "mode": "0400"},
+                               {"name": "OTHER", "valueFrom": ARN, "uid": 2000},
+                               {"name": "OPEN", "valueFrom": ARN}),
+                     "SIDECAR_ENV_FILE": "app.env", "SIDECAR_FILE_MODE": "0440"})
+    assert message.startswith("the env file 'app.env' (mode 0440, owner 1000:1000) holds every entry's value")
+    assert "'DB' (mode 0400, owner 1000:1000); 'OTHER' (mode 0440, owner 2000:1000)." in message
+    assert "'OPEN'" not in message
+
+
+def test_the_same_entries_without_an_env_file_are_valid() -> None:
+    settings = load({**secrets({"name": "DB", "valueFrom": ARN, "mode": "0400"},
+                               {"name": "OTHER", "valueFrom": ARN, "uid": 2000}), "SIDECAR_FILE_MODE": "0440"})
+    assert [e.name for e in settings.entries] == ["DB", "OTHER"]
+
+
+def test_a_world_readable_env_file_is_a_warning() -> None:
+    settings = load({**secrets({"name": "DB", "valueFrom": ARN}), "SIDECAR_ENV_FILE": "app.env",
+                     "SIDECAR_FILE_MODE": "0444"})
+    assert "the env file 'app.env' will be readable by every user (mode 0444)" in settings.warnings
