@@ -11,6 +11,7 @@ from typing import Any, Final
 from sidecar.lint.finding import Finding, Severity
 from sidecar.lint.model import check_register_input
 from sidecar.lint.plaintext import check_plain_secrets
+from sidecar.lint.readability import check_readability
 from sidecar.lint.refresh import (
     check_notify_pid_mode,
     check_notify_uid,
@@ -43,6 +44,7 @@ RULES: Final[tuple[Rule, ...]] = (
     check_refresh_health_check,
     check_secrets_volume,
     check_tmpfs_run_once,
+    check_readability,
     check_task_role,
     check_sidecar_config,
     check_sidecar_user,

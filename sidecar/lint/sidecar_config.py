@@ -14,9 +14,10 @@ import io
 import json
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Final
 
-from sidecar.config import CONFIG_FILE_ENV, ENV_PREFIX, SECRETS_ENV, load_settings
+from sidecar.config import CONFIG_FILE_ENV, ENV_PREFIX, SECRETS_ENV, Settings, load_settings
 from sidecar.errors import ConfigError
 from sidecar.lint.finding import Finding
 from sidecar.lint.redact import hide_values, json_strings
@@ -48,26 +49,46 @@ def check_sidecar_config(task: Mapping[str, Any]) -> list[Finding]:
     return findings
 
 
-def _check_one(name: str, container: Container) -> list[Finding]:
+def settings_of(container: Container) -> Settings | None:
+    """The sidecar's settings as it would parse them at start-up; None when it would not start."""
+    try:
+        return _load(container).settings
+    except Exception:
+        return None
+
+
+@dataclass(frozen=True)
+class _Loaded:
+    settings: Settings
+    unread_templates: tuple[str, ...]  # entries whose templateFile was not read
+    config_file_flag: bool  # --config-file in the command: a file in the image, not checked
+
+
+def _load(container: Container) -> _Loaded:
+    """Parse the sidecar's settings offline. Raises what the sidecar's parser raises."""
     environ = environment(container)
-    findings = _unseen_settings(name, container, environ)
     # The config file is a path inside the image: reading that path here would read the wrong file.
     environ.pop(CONFIG_FILE_ENV, None)
     if not any(environ.get(variable) for variable in REGION_VARIABLES):
         environ["AWS_REGION"] = PLACEHOLDER_REGION
     uid, gid = sidecar_process_ids(container) or (ROOT_UID, ROOT_UID)
+    flags = _flags(sidecar_arguments(container))
+    config_file_flag = flags.pop(CONFIG_FILE_FLAG_KEY, None) is not None
+    unread: list[str] = []
+    if SECRETS_ENV in environ:
+        environ[SECRETS_ENV], names = without_template_files(environ[SECRETS_ENV])
+        unread += [f"{SECRETS_ENV} entry {entry!r}" for entry in names]
+    if isinstance(flags.get(SECRETS_FLAG_KEY), str):
+        flags[SECRETS_FLAG_KEY], names = without_template_files(str(flags[SECRETS_FLAG_KEY]))
+        unread += [f"--secrets entry {entry!r}" for entry in names]
+    settings = load_settings(flags, environ, process_uid=uid, process_gid=gid)
+    return _Loaded(settings, tuple(unread), config_file_flag)
+
+
+def _check_one(name: str, container: Container) -> list[Finding]:
+    findings = _unseen_settings(name, container, environment(container))
     try:
-        flags = _flags(sidecar_arguments(container))
-        if flags.pop(CONFIG_FILE_FLAG_KEY, None) is not None and CONFIG_FILE_ENV not in environment(container):
-            findings.append(_config_file_unchecked(name, "--config-file"))
-        unread: list[str] = []
-        if SECRETS_ENV in environ:
-            environ[SECRETS_ENV], names = without_template_files(environ[SECRETS_ENV])
-            unread += [f"{SECRETS_ENV} entry {entry!r}" for entry in names]
-        if isinstance(flags.get(SECRETS_FLAG_KEY), str):
-            flags[SECRETS_FLAG_KEY], names = without_template_files(str(flags[SECRETS_FLAG_KEY]))
-            unread += [f"--secrets entry {entry!r}" for entry in names]
-        settings = load_settings(flags, environ, process_uid=uid, process_gid=gid)
+        loaded = _load(container)
     except ConfigError as exc:
         problem = f"the sidecar's configuration is invalid, so it would exit with code 2 before fetching anything: " \
             f"{exc.message}"
@@ -79,6 +100,8 @@ def _check_one(name: str, container: Container) -> list[Finding]:
         problem = f"the sidecar's own parser fails on this configuration ({type(exc).__name__}), so the sidecar " \
             "would stop with exit code 1 before fetching anything"
         return [*findings, _error(name, container, problem)]
+    if loaded.config_file_flag and CONFIG_FILE_ENV not in environment(container):
+        findings.append(_config_file_unchecked(name, "--config-file"))
     findings += [
         Finding(
             RULE, "warning", name,
@@ -86,12 +109,12 @@ def _check_one(name: str, container: Container) -> list[Finding]:
             "(its inputs were)",
             "run `secrets-sidecar check` in the image with that file, or inline it as \"template\"",
         )
-        for entry in unread
+        for entry in loaded.unread_templates
     ]
     findings += [
         Finding(RULE, "warning", name, _hidden(f"sidecar configuration: {warning}", container),
                 "review the setting named above")
-        for warning in settings.warnings
+        for warning in loaded.settings.warnings
     ]
     return findings
 

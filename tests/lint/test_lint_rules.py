@@ -33,6 +33,8 @@ def test_the_fargate_example_has_no_finding() -> None:
         (lambda t: t.update(networkMode="vpc"), "networkMode is not one of"),
         (lambda t: container(t, "app")["mountPoints"][0].update(readOnly="true"),
          "containerDefinitions[1].mountPoints[0].readOnly must be of type boolean, not string"),
+        (lambda t: container(t, "app").update(user=None),
+         "containerDefinitions[1].user must be of type string, not null"),
     ],
 )
 def test_register_input_reports_what_botocore_would_reject(mutate: Callable[[Task], object], expected: str) -> None:
@@ -371,7 +373,7 @@ def test_the_sidecars_own_settings_are_not_plain_secrets_but_credentials_in_them
 
 def test_errors_come_before_warnings() -> None:
     task = good_task()
-    container(task, "secrets-sidecar").pop("user")
+    container(task, "secrets-sidecar")["readonlyRootFilesystem"] = False
     task.pop("taskRoleArn")
     severities = [f.severity for f in lint(task)]
     assert severities == ["error", "warning"]
