@@ -5,7 +5,7 @@
 
 A discrete-event simulation, not processes. What is real: the project's planner (``sidecar.plan.make_plan`` on
 real references, with ``sm_batch`` auto/always/never and the concurrency), its throttling policy
-(``sidecar.fetch``: a throttled BatchGetSecretValue is not retried but hands its secrets to one GetSecretValue
+(``sidecar.retry_policy``: a throttled BatchGetSecretValue is not retried but hands its secrets to one GetSecretValue
 each, run by the same workers; any other throttled call gets MAX_THROTTLED_ATTEMPTS attempts with full-jitter
 exponential backoff, BACKOFF_MULTIPLIER_SECONDS doubling up to BACKOFF_MAX_SECONDS, the window computed by
 tenacity's own ``wait_exponential``; no attempt that could not finish MIN_ATTEMPT_SECONDS before the deadline)
@@ -45,15 +45,15 @@ if str(ROOT) not in sys.path:
 
 from tenacity import wait_exponential  # noqa: E402
 
-from sidecar.fetch import (  # noqa: E402
+from sidecar.plan import Call, make_plan  # noqa: E402
+from sidecar.references import parse_value_from  # noqa: E402
+from sidecar.retry_policy import (  # noqa: E402
     BACKOFF_MAX_SECONDS,
     BACKOFF_MULTIPLIER_SECONDS,
     MAX_ATTEMPTS,
     MAX_THROTTLED_ATTEMPTS,
     MIN_ATTEMPT_SECONDS,
 )
-from sidecar.plan import Call, make_plan  # noqa: E402
-from sidecar.references import parse_value_from  # noqa: E402
 
 REGION = "eu-west-1"
 ACCOUNT = "123456789012"
@@ -83,7 +83,7 @@ class Policy:
     throttled_attempts: int  # attempts of a throttled call, within the deadline
 
 
-CURRENT = Policy("current", batch_falls_back=True, throttled_attempts=MAX_THROTTLED_ATTEMPTS)  # sidecar.fetch
+CURRENT = Policy("current", batch_falls_back=True, throttled_attempts=MAX_THROTTLED_ATTEMPTS)  # sidecar.retry_policy
 PREVIOUS = Policy("previous", batch_falls_back=False, throttled_attempts=MAX_ATTEMPTS)  # for comparison only
 POLICIES = (CURRENT, PREVIOUS)
 

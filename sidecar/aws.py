@@ -14,6 +14,7 @@ from sidecar import __version__
 from sidecar.outcomes import Checked, CheckOutcome, Failure, Fetched, Outcome
 from sidecar.plan import Call
 from sidecar.references import AWSCURRENT, ObjectTarget, ParameterTarget, SecretTarget, Target, bare_parameter_name
+from sidecar.retry_policy import ACCESS_DENIED_CODES, NOT_FOUND_CODES, ErrorClass, classify_code
 from sidecar.secret import SecretBytes
 
 if TYPE_CHECKING:
@@ -23,21 +24,6 @@ T = TypeVar("T")
 CONNECT_TIMEOUT_SECONDS: Final = 3.0
 READ_TIMEOUT_SECONDS: Final = 10.0
 
-TRANSIENT_CODES: Final = frozenset({
-    "Throttling", "ThrottlingException", "ThrottledException", "RequestThrottledException",
-    "TooManyRequestsException", "RequestLimitExceeded", "SlowDown", "RequestTimeout", "RequestTimeoutException",
-    "InternalServiceError", "InternalServiceErrorException", "InternalFailure", "InternalError",
-    "ServiceUnavailable", "ServiceUnavailableException", "PriorRequestNotComplete", "EC2ThrottledException",
-})
-THROTTLING_CODES: Final = frozenset({
-    "Throttling", "ThrottlingException", "ThrottledException", "RequestThrottledException",
-    "TooManyRequestsException", "RequestLimitExceeded", "SlowDown", "EC2ThrottledException",
-})
-NOT_FOUND_CODES: Final = frozenset({
-    "ResourceNotFoundException", "ParameterNotFound", "ParameterVersionNotFound", "NoSuchKey", "NoSuchVersion",
-    "NoSuchBucket",
-})
-ACCESS_DENIED_CODES: Final = frozenset({"AccessDeniedException", "AccessDenied", "Forbidden", "403"})
 MAX_AWS_MESSAGE_CHARS: Final = 200
 PERMISSION: Final = {
     "GetSecretValue": "secretsmanager:GetSecretValue",
@@ -286,18 +272,17 @@ def _aws_errors() -> tuple[type[BaseException], ...]:
 AWS_ERRORS: Final = _aws_errors()  # this module is only imported when a run needs botocore
 
 
-def error_code(exc: BaseException) -> tuple[str, bool]:
-    """The AWS error code (or exception class) of a failed call, and whether a retry may help."""
+def classify(exc: BaseException) -> ErrorClass:
+    """What the retry policy needs to know about a failed call: its AWS error code (or exception class) and
+    whether a retry may help. Network and credential-endpoint failures are transient; any other exception
+    that reaches here is not."""
     from botocore import exceptions as bce
 
     if isinstance(exc, bce.ClientError):
         code = str(exc.response.get("Error", {}).get("Code", "Unknown"))
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-        permanent = code in NOT_FOUND_CODES or code in ACCESS_DENIED_CODES
-        return code, code in TRANSIENT_CODES or (status >= 500 and not permanent)
-    if isinstance(exc, bce.HTTPClientError | bce.ConnectionError | bce.CredentialRetrievalError):
-        return type(exc).__name__, True
-    return type(exc).__name__, False
+        return classify_code(code, exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
+    transient = isinstance(exc, bce.HTTPClientError | bce.ConnectionError | bce.CredentialRetrievalError)
+    return ErrorClass(type(exc).__name__, transient)
 
 
 def network_detail(exc: BaseException, service: str, region: str) -> str:

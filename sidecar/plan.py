@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final, Literal
 
+from sidecar.outcomes import Failure
 from sidecar.references import ObjectTarget, ParameterTarget, SecretTarget, Target
+from sidecar.retry_policy import TRANSIENT_CODES, FallBack
 
 MAX_GET_PARAMETERS_NAMES: Final = 10  # SSM GetParameters accepts 1-10 names
 MAX_BATCH_SECRET_IDS: Final = 20  # Secrets Manager BatchGetSecretValue accepts up to 20 ids
@@ -66,6 +68,27 @@ def make_plan(targets: Iterable[Target], sm_batch: SmBatch = "auto", concurrency
                 pinned = current + pinned
             calls += [Call(service, region, "GetSecretValue", (target,)) for target in pinned]
     return tuple(calls)
+
+
+def follow_ups(call: Call, answer: FallBack | Mapping[Target, object]) -> tuple[Call, ...]:
+    """The calls that finish a failed or partly answered ``BatchGetSecretValue``, one ``GetSecretValue`` each:
+    for every secret of the batch when the policy made the whole batch fall back (denied or throttled), else
+    for each secret whose item in ``Errors[]`` has a transient code (that call then gets retries of its own).
+    Any other call needs none."""
+    if call.operation != "BatchGetSecretValue":
+        return ()
+    if isinstance(answer, FallBack):
+        return _singles(call, call.targets)
+    again = [
+        t for t, outcome in answer.items()
+        if isinstance(t, SecretTarget) and isinstance(outcome, Failure) and outcome.code in TRANSIENT_CODES
+    ]
+    return _singles(call, again)
+
+
+def _singles(call: Call, targets: Iterable[Target]) -> tuple[Call, ...]:
+    """One ``GetSecretValue`` for each of ``targets``, with the batch's client."""
+    return tuple(Call(call.service, call.region, "GetSecretValue", (target,)) for target in targets)
 
 
 def _parameter_chunks(parameters: Sequence[Target]) -> list[tuple[Target, ...]]:

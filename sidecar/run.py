@@ -75,7 +75,8 @@ class Job:
         self.generation = 0
 
     def fetcher(self, seconds: float) -> Any:
-        from sidecar.fetch import Deadline, Fetcher
+        from sidecar.deadline import Deadline
+        from sidecar.fetch import Fetcher
 
         return Fetcher(
             self.clients, Deadline(seconds), self.log,

@@ -12,7 +12,7 @@ from types import ModuleType
 
 import pytest
 
-from sidecar.fetch import BACKOFF_MAX_SECONDS, BACKOFF_MULTIPLIER_SECONDS, MAX_ATTEMPTS, MAX_THROTTLED_ATTEMPTS
+from sidecar.retry_policy import BACKOFF_MAX_SECONDS, BACKOFF_MULTIPLIER_SECONDS, MAX_ATTEMPTS, MAX_THROTTLED_ATTEMPTS
 
 ROOT = Path(__file__).resolve().parent.parent
 GENEROUS = {"BatchGetSecretValue": 1e6, "GetSecretValue": 1e6, "GetParameters": 1e6}

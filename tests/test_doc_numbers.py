@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from sidecar import aws, config, fetch, names, notify, plan, references, refresh
+from sidecar import aws, config, names, notify, plan, references, refresh, retry_policy
 from sidecar.lint import start_timeout
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,17 +43,17 @@ class Claim:
 
 CLAIMS = (
     # retry counts
-    Claim("at most {} attempts for server errors", (fetch.MAX_ATTEMPTS,)),
-    Claim("at most {} for throttling", (fetch.MAX_THROTTLED_ATTEMPTS,)),
-    Claim("every one of its attempts (at least {})", (fetch.MAX_ATTEMPTS,)),
-    Claim("{} times in a row is given up", (fetch.MAX_ATTEMPTS,)),
-    Claim("a call is given up after {} attempts", (fetch.MAX_ATTEMPTS,)),
-    Claim("{} attempts sleep longer than the {} s deadline", (fetch.MAX_THROTTLED_ATTEMPTS,
+    Claim("at most {} attempts for server errors", (retry_policy.MAX_ATTEMPTS,)),
+    Claim("at most {} for throttling", (retry_policy.MAX_THROTTLED_ATTEMPTS,)),
+    Claim("every one of its attempts (at least {})", (retry_policy.MAX_ATTEMPTS,)),
+    Claim("{} times in a row is given up", (retry_policy.MAX_ATTEMPTS,)),
+    Claim("a call is given up after {} attempts", (retry_policy.MAX_ATTEMPTS,)),
+    Claim("{} attempts sleep longer than the {} s deadline", (retry_policy.MAX_THROTTLED_ATTEMPTS,
                                                                config.DEFAULT_TIMEOUT_SECONDS)),
     # backoff
-    Claim("({} s base, {} s cap)", (fetch.BACKOFF_MULTIPLIER_SECONDS, fetch.BACKOFF_MAX_SECONDS)),
-    Claim("back-off from {} s up to {} s", (fetch.BACKOFF_MULTIPLIER_SECONDS, fetch.BACKOFF_MAX_SECONDS)),
-    Claim("longer than the {} second the retry policy keeps", (fetch.MIN_ATTEMPT_SECONDS,)),
+    Claim("({} s base, {} s cap)", (retry_policy.BACKOFF_MULTIPLIER_SECONDS, retry_policy.BACKOFF_MAX_SECONDS)),
+    Claim("back-off from {} s up to {} s", (retry_policy.BACKOFF_MULTIPLIER_SECONDS, retry_policy.BACKOFF_MAX_SECONDS)),
+    Claim("longer than the {} second the retry policy keeps", (retry_policy.MIN_ATTEMPT_SECONDS,)),
     Claim("shorter backoff ({} s,", (refresh.FAILURE_BACKOFF_BASE_SECONDS,)),
     Claim("randomly within +-{} %", (refresh.JITTER * 100,)),
     # timeouts
@@ -89,7 +89,7 @@ CLAIMS = (
 )
 
 # Constants a doc may name in backticks with the number beside it.
-NAMED = {name: getattr(module, name) for module in (fetch, aws, plan, config, refresh, names, references)
+NAMED = {name: getattr(module, name) for module in (retry_policy, aws, plan, config, refresh, names, references)
          for name in dir(module) if re.fullmatch(r"[A-Z][A-Z0-9_]+", name)
          and isinstance(getattr(module, name), int | float) and not isinstance(getattr(module, name), bool)}
 
@@ -159,7 +159,7 @@ def test_settings_table_and_help_state_the_defaults_and_ranges() -> None:
 
 def test_a_changed_constant_is_caught() -> None:
     """The check can fail: the same text against a different constant is a mismatch."""
-    claim = Claim("at most {} for throttling", (fetch.MAX_THROTTLED_ATTEMPTS + 1,))
+    claim = Claim("at most {} for throttling", (retry_policy.MAX_THROTTLED_ATTEMPTS + 1,))
     text = (ROOT / "docs" / "how-it-works.md").read_text(encoding="utf-8")
     match = claim.regex().search(text)
     assert match is not None

@@ -8,7 +8,7 @@ import socket
 from pathlib import Path
 from typing import Any
 
-from sidecar.fetch import MAX_ATTEMPTS
+from sidecar.retry_policy import MAX_ATTEMPTS
 from tests.conftest import REGION, SecretValues, run_sidecar, sidecar_env
 from tests.e2e.helpers import api_calls, assert_failed, secrets_json
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from sidecar.fetch import MAX_ATTEMPTS, MAX_THROTTLED_ATTEMPTS
+from sidecar.retry_policy import MAX_ATTEMPTS, MAX_THROTTLED_ATTEMPTS
 from tests.conftest import REGION, SecretValues, run_sidecar, sidecar_env
 from tests.e2e.faultproxy import (
     FaultProxy,

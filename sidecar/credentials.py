@@ -1,0 +1,50 @@
+"""Resolve AWS credentials once, before any call needs them, so a missing task role is one clear error."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+from sidecar import aws
+from sidecar.deadline import Deadline
+from sidecar.errors import FetchError
+from sidecar.retrying import Stopped
+
+Attempts = Callable[[Callable[[], object]], object]  # runs a callable with retries; its result or ``Stopped``
+
+
+def resolve_credentials(get_credentials: Callable[[], object], *, deadline: Deadline, attempts: Attempts) -> None:
+    """Raise ``FetchError`` unless ``get_credentials`` (botocore's provider chain) finds credentials in time.
+
+    One attempt against the container endpoint can take seconds (botocore tries it three times, a second
+    apart), so the resolution runs in a daemon thread and is given up when the deadline passes."""
+    answer: list[object] = []
+    failure: list[BaseException] = []
+
+    def resolve() -> None:
+        try:
+            answer.append(attempts(get_credentials))
+        except BaseException as exc:  # handed to the waiting thread
+            failure.append(exc)
+
+    worker = threading.Thread(target=resolve, name="credentials", daemon=True)
+    worker.start()
+    worker.join(deadline.remaining())
+    if worker.is_alive():
+        raise FetchError(
+            "could not obtain AWS credentials (the task role) before the SIDECAR_TIMEOUT deadline: the "
+            "credentials endpoint did not answer in time"
+        )
+    if failure:
+        raise failure[0]  # not an AWS error: a bug
+    credentials = answer[0]
+    if isinstance(credentials, Stopped):
+        exc = credentials.error
+        raise FetchError(
+            f"could not obtain AWS credentials (the task role): {type(exc).__name__}: {aws.aws_message(exc)}"
+        ) from None
+    if credentials is None:
+        raise FetchError(
+            "no AWS credentials found: give the task a taskRoleArn (ECS then sets "
+            "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI), or set AWS credentials for a local run"
+        )
