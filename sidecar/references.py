@@ -16,7 +16,8 @@ from sidecar.errors import ConfigError
 AWSCURRENT: Final = "AWSCURRENT"
 
 _ARN = re.compile(r"^arn:(?P<partition>aws[a-z-]*):(?P<service>[a-z0-9-]*):(?P<rest>.*)$", re.DOTALL)
-_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d+$")
+# The shape of a region; whether botocore knows it (and the closest it knows) is checked before any call.
+_REGION = re.compile(r"^[a-z]{2}(-[a-z0-9]+)+$")
 _ACCOUNT = re.compile(r"^\d{12}$")
 _SECRET_NAME = re.compile(r"^[A-Za-z0-9/_+=.@-]{1,512}$")
 _VERSION_STAGE = re.compile(r"^[A-Za-z0-9_+=.@-]{1,256}$")

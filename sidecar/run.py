@@ -44,12 +44,28 @@ def check_regions(settings: Settings, session: Any = None) -> None:
         for reference in entry.references:
             region = reference.target.region
             if region not in regions:
-                close = difflib.get_close_matches(region, sorted(regions), n=1, cutoff=0.8)
-                hint = f"; did you mean {close[0]}?" if close else ""
+                close = closest_region(region, regions)
+                hint = f"; did you mean {close}?" if close else ""
                 raise ConfigError(
                     f"{entry.name!r}: region {region!r} is not a known AWS region "
                     f"({reference.target.describe()}){hint}"
                 )
+
+
+_LOOK_ALIKES = str.maketrans({"l": "1", "I": "1", "O": "0", "o": "0"})
+
+
+def closest_region(region: str, regions: Iterable[str]) -> str | None:
+    """The known region a mistyped one most likely meant: a look-alike character swapped (``eu-west-l``),
+    else the most similar name, the first alphabetically among equals, so the answer never varies."""
+    known = sorted(regions)
+    head, _, number = region.rpartition("-")
+    look_alike = f"{head}-{number.translate(_LOOK_ALIKES)}"
+    if look_alike in known:
+        return look_alike
+    scored = [(difflib.SequenceMatcher(None, region, name).ratio(), name) for name in known]
+    best = max((score for score, _ in scored), default=0.0)
+    return next((name for score, name in scored if score == best), None) if best >= 0.8 else None
 
 
 @dataclass(frozen=True)

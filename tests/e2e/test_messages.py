@@ -77,6 +77,17 @@ def test_a_mistyped_region_gets_the_region_it_is_close_to(moto: str, outdir: Pat
     )
 
 
+def test_a_mistyped_region_in_an_arn_gets_the_region_it_is_close_to(
+    moto: str, outdir: Path, secret_values: SecretValues
+) -> None:
+    arn = "arn:aws:ssm:eu-west-l:123456789012:parameter/app/a"
+    env = _env(moto, outdir, {"name": "a", "valueFrom": arn})
+
+    reason = _reason(env, 2, guard=secret_values)
+
+    assert reason == f"'a': region 'eu-west-l' is not a known AWS region (parameter {arn}); did you mean eu-west-1?"
+
+
 def test_a_mistyped_flag_gets_the_flag_it_is_close_to(moto: str, outdir: Path, secret_values: SecretValues) -> None:
     env = _env(moto, outdir, {"name": "a", "valueFrom": "/app/a"})
 
