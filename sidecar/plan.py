@@ -98,9 +98,15 @@ def _parameter_chunks(parameters: Sequence[Target]) -> list[tuple[Target, ...]]:
     rounds: list[list[Target]] = []
     for target in parameters:
         base = target.base_name if isinstance(target, ParameterTarget) else repr(target)
+        if isinstance(target, ParameterTarget) and target.is_secret_reference:
+            # Alone: a missing secret can fail the whole call (ParameterNotFound, not InvalidParameters), and
+            # only this call needs decryption when it is a refresh check.
+            rounds.append([target])
+            continue
         for chunk in rounds:
             if len(chunk) < MAX_GET_PARAMETERS_NAMES and all(
-                not isinstance(t, ParameterTarget) or t.base_name != base for t in chunk
+                not isinstance(t, ParameterTarget) or (t.base_name != base and not t.is_secret_reference)
+                for t in chunk
             ):
                 chunk.append(target)
                 break
@@ -130,19 +136,17 @@ def make_check_plan(targets: Iterable[Target]) -> tuple[Call, ...]:
     mutable = sorted({t for t in targets if not is_immutable(t)}, key=lambda t: (t.service, repr(t)))
     calls: list[Call] = []
     secrets: dict[tuple[str, str], list[Target]] = {}
-    parameters: dict[tuple[str, bool], list[Target]] = {}
+    parameters: dict[str, list[Target]] = {}
     for target in mutable:
         if isinstance(target, SecretTarget):
             secrets.setdefault((target.region, target.secret_id), []).append(target)
         elif isinstance(target, ParameterTarget):
-            # References to Secrets Manager are answered only with decryption: kept apart, so that the
-            # other parameters' checks still decrypt nothing.
-            parameters.setdefault((target.region, target.is_secret_reference), []).append(target)
+            parameters.setdefault(target.region, []).append(target)
         else:
             calls.append(Call(target.service, target.region, "HeadObject", (target,), metadata_only=True))
     for (region, _), group in sorted(secrets.items()):
         calls.append(Call(SecretTarget.service, region, "DescribeSecret", tuple(group), metadata_only=True))
-    for (region, _), group in sorted(parameters.items()):
+    for region, group in sorted(parameters.items()):
         calls += [
             Call(ParameterTarget.service, region, "GetParameters", chunk, metadata_only=True)
             for chunk in _parameter_chunks(group)

@@ -152,3 +152,21 @@ def test_a_public_parameter_is_read_like_any_other(aws: Any, outdir: Path, proxy
     assert_ok(result)
     assert (outdir / "region_name").read_bytes() == b"Europe (Ireland)"  # moto's copy of AWS's public data
     assert requests == [{"Names": [name], "WithDecryption": True}]
+
+
+def test_a_missing_secret_behind_a_reference_fails_only_its_own_entry(
+    aws: Any, outdir: Path, proxy: FaultProxy, secret_values: SecretValues
+) -> None:
+    """moto fails a whole GetParameters call for a reference to a missing secret: each reference is asked
+    for alone, so the other parameter is still fetched and the optional entry is skipped."""
+    aws.ssm.put_parameter(Name="/app/plain", Value=secret_values.add("plain-beside-ref"), Type="SecureString")
+    entries = [{"name": "plain", "valueFrom": "/app/plain"},
+               {"name": "gone", "valueFrom": f"{REFERENCE}app/missing", "optional": True}]
+
+    result = run_sidecar(_env(proxy, outdir, *entries), guard=secret_values)
+
+    assert_ok(result)
+    assert (outdir / "plain").read_bytes() == b"plain-beside-ref"
+    assert not (outdir / "gone").exists()
+    assert sorted((c["ids"], c["outcome"]) for c in api_calls(result)) == [(1, "ParameterNotFound"), (1, "ok")]
+    assert result.event("optional_skipped")["name"] == "gone"

@@ -174,3 +174,13 @@ def test_access_denied_on_a_reference_names_both_permissions() -> None:
         "secretsmanager:GetSecretValue on the secret it references) on parameter "
         "/aws/reference/secretsmanager/db in eu-west-1"
     )
+
+
+def test_a_reference_to_secrets_manager_has_a_call_of_its_own() -> None:
+    """moto answers a reference to a missing secret by failing the whole call (ParameterNotFound), and AWS's
+    documentation does not say otherwise: alone, it can fail no other parameter."""
+    references = [_target(f"/aws/reference/secretsmanager/s{i}") for i in range(3)]
+    others = [_target(f"/p/{i}") for i in range(3)]
+    for plan in (make_plan(references + others), make_check_plan(references + others)):
+        assert sorted(len(c.targets) for c in plan) == [1, 1, 1, 3]
+        assert all(len(c.targets) == 1 for c in plan if any(t in references for t in c.targets))
