@@ -15,7 +15,7 @@ from sidecar import __version__
 from sidecar.config import OPTIONS, Settings, load_settings, logging_preferences
 from sidecar.errors import EXIT_CONFIG, EXIT_OK, EXIT_UNEXPECTED, SidecarError
 
-COMMANDS = ("run", "check", "healthcheck", "lint-task-definition")
+COMMANDS = ("run", "check", "healthcheck", "lint-task-definition", "compose")
 EXIT_CODES = """\
 exit codes:
   0  every required secret was written (check: the configuration is valid)
@@ -76,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"secrets-sidecar {__version__}")
-    commands = parser.add_subparsers(dest="command", metavar="{run,check,healthcheck,lint-task-definition}")
+    commands = parser.add_subparsers(dest="command", metavar="{run,check,healthcheck,lint-task-definition,compose}")
     commands.add_parser(
         "run", parents=[common], help="fetch and write every secret (the default)",
         epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -96,6 +96,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     lint.add_argument("file", help="task definition JSON, or describe-task-definition output; - reads stdin")
     lint.add_argument("--format", choices=("text", "json"), default="text", help="report format (default text)")
+    compose = commands.add_parser(
+        "compose", help="turn an ECS task definition into a docker-compose project and report what it cannot "
+        "map; exit 0 written, 2 unreadable or bad option, 4 not written (docs/run-task-definition-locally.md)",
+    )
+    compose.add_argument("file", help="task definition JSON, or describe-task-definition output; - reads stdin")
+    compose.add_argument("-o", "--output-dir", dest="output_dir", metavar="DIR",
+                         help="write DIR/compose.yaml (default: print the project)")
+    compose.add_argument("--moto", action="store_true",
+                         help="add a moto server and seed placeholders for every secret the sidecar references")
+    compose.add_argument("--image", action="append", default=[], metavar="IMAGE=LOCAL",
+                         help="run LOCAL where the task definition names IMAGE (repeatable)")
+    compose.add_argument("--no-seed", action="append", default=[], metavar="VALUEFROM", dest="unseeded",
+                         help="with --moto: leave this reference out of the seed, to watch the sidecar fail")
+    compose.add_argument("--region", help="the task's region (default: from the sidecar's ARNs, else us-east-1)")
     return parser
 
 
@@ -122,6 +136,11 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         from sidecar.lint.command import lint_command
 
         return lint_command(args.file, args.format)
+    if args.command == "compose":
+        from sidecar.compose.command import compose_command
+
+        return compose_command(args.file, args.output_dir, moto=args.moto, images=args.image,
+                               unseeded=args.unseeded, region=args.region)
     flags = {key: value for key, value in vars(args).items() if value is not None}
 
     from sidecar import log as logging
