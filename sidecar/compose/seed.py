@@ -19,7 +19,7 @@ from typing import Any, Final
 from sidecar.compose.notes import Note
 from sidecar.config import CONFIG_FILE_ENV, load_settings
 from sidecar.errors import ConfigError
-from sidecar.lint.task import Container, environment, roles, sidecar_arguments
+from sidecar.lint.task import Container, containers, environment, is_sidecar, sidecar_arguments
 from sidecar.references import ObjectTarget, ParameterTarget, Reference, SecretTarget
 
 MOTO_ACCOUNT: Final = "123456789012"  # the only account a moto server answers for
@@ -75,7 +75,7 @@ def seed_plan(task: Mapping[str, Any], region: str, unseeded: Collection[str] = 
     secrets: dict[tuple[str, str], tuple[set[str], set[str]]] = {}  # (region, name) -> (json keys, stages)
     others: set[SeedItem] = set()
     seeded: list[tuple[str, tuple[str, str, str, str], str | None]] = []  # valueFrom, item identity, json key
-    for name, container in roles(task).sidecars:
+    for name, container in [(n, c) for n, c in containers(task) if is_sidecar(c)]:
         for value_from, reference, expand in _references(name, container, region, plan.notes):
             if value_from in unseeded:
                 continue

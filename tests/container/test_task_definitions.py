@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from sidecar.config import load_settings
-from sidecar.lint.task import environment, is_sidecar, mount_points, output_dir, roles
+from sidecar.lint.task import containers, environment, is_sidecar, mount_points, output_dir
 from tests.conftest import REGION, SecretValues, record_process_output
 from tests.container.conftest import APP_IMAGE, MOTO_IMAGE, REPO, SIDECAR_IMAGE
 from tests.ecs.harness import TaskRun, run_task
@@ -52,13 +52,16 @@ sys.exit(0 if ok else 1)
 
 
 def readme_task() -> dict[str, Any]:
-    """The README's container definition, wrapped as its text says: an app that depends on it and mounts the
-    volume read-only. Every inline `"key": value` in the paragraph after the snippet becomes part of the app
-    (``readOnly`` of its mount)."""
+    """The README's task definition snippet. When it is a single container definition, it is wrapped as the
+    text after it says: an app that depends on it and mounts the volume read-only; every inline
+    `"key": value` in that paragraph becomes part of the app (``readOnly`` of its mount)."""
     text = (REPO / "README.md").read_text()
     match = re.search(r"## Use it in a task definition\s*```json\n(.*?)\n```\s*\n(.*?)\n\n", text, re.DOTALL)
     assert match, "README.md has no task definition snippet"
-    sidecar = json.loads(match[1])
+    snippet: dict[str, Any] = json.loads(match[1])
+    if "containerDefinitions" in snippet:
+        return snippet
+    sidecar = snippet
     app: dict[str, Any] = {"name": "app", "image": "my-app:latest", "essential": True}
     read_only = False
     for span in re.findall(r"`(\"\w+\": [^`]+)`", match[2]):
@@ -77,9 +80,13 @@ def _load(path: Path | None) -> dict[str, Any]:
     return readme_task() if path is None else json.loads(path.read_text())
 
 
+def _sidecars(task: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:
+    return [(name, container) for name, container in containers(task) if is_sidecar(container)]
+
+
 def _expected_files(task: Mapping[str, Any], contents: Mapping[str, str]) -> dict[str, str]:
     """Each file the task's sidecar writes -> the SHA-256 of what the seed put behind its reference."""
-    ((_, sidecar),) = roles(task).sidecars
+    ((_, sidecar),) = _sidecars(task)
     environ = {"AWS_REGION": REGION, **environment(sidecar)}
     settings = load_settings({}, environ, process_uid=0, process_gid=0)
     return {e.name: hashlib.sha256(contents[e.value_from].encode()).hexdigest() for e in settings.entries}
@@ -87,7 +94,7 @@ def _expected_files(task: Mapping[str, Any], contents: Mapping[str, str]) -> dic
 
 def _readers(task: Mapping[str, Any]) -> dict[str, str]:
     """Every container that mounts the sidecar's volume -> the path it mounts it at."""
-    ((_, sidecar),) = roles(task).sidecars
+    ((_, sidecar),) = _sidecars(task)
     volumes = {m["sourceVolume"] for m in mount_points(sidecar) if m.get("containerPath") == output_dir(sidecar)}
     return {
         c["name"]: m["containerPath"]
@@ -130,7 +137,7 @@ def test_shipped_task_definition_runs_and_the_app_reads_every_file(
     task = _load(path)
     run, expected = run_with_checker(task, secret_values)
     assert not run.refused, run.refused
-    ((sidecar_name, sidecar),) = roles(task).sidecars
+    ((sidecar_name, sidecar),) = _sidecars(task)
     sidecar_run = run[sidecar_name]
     for app, _ in _readers(task).items():
         app_run = run[app]
