@@ -9,7 +9,6 @@ replacements are explicit arguments of the harness.
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import re
 from collections.abc import Mapping
@@ -18,37 +17,16 @@ from typing import Any
 
 import pytest
 
-from sidecar.config import load_settings
-from sidecar.lint.task import containers, environment, is_sidecar, mount_points, output_dir
+from sidecar.lint.task import is_sidecar
 from tests.conftest import REGION, SecretValues, record_process_output
 from tests.container.conftest import APP_IMAGE, MOTO_IMAGE, REPO, SIDECAR_IMAGE
 from tests.ecs.harness import TaskRun, run_task
 from tests.ecs.ordering import NEVER_STARTED_EXIT_CODE
+from tests.ecs.stand_in import FAST_HEALTH_INTERVAL, checker_command, expected_files, readers, sidecars
 
 pytestmark = [pytest.mark.container, pytest.mark.slow]
 
 EXAMPLES = sorted((REPO / "task-definitions").glob("*.json"))
-FAST_HEALTH_INTERVAL = 2  # seconds: Docker runs the first health check one interval after the start
-
-# Reads /root/<name> for every name=sha256 argument; prints what it found, never a value.
-CHECKER = """
-import hashlib, os, sys
-root, wanted = sys.argv[1], dict(a.split("=", 1) for a in sys.argv[2:])
-print(f"app: {root} holds {len(os.listdir(root))} entries")
-ok = True
-for name, digest in wanted.items():
-    try:
-        data = open(os.path.join(root, name), "rb").read()
-    except OSError as exc:
-        print(f"app: cannot read {name}: {type(exc).__name__}")
-        ok = False
-        continue
-    same = hashlib.sha256(data).hexdigest() == digest
-    ok = ok and same
-    print(f"app: read {name} ({len(data)} bytes, {'as seeded' if same else 'NOT as seeded'}) "
-          f"as uid {os.getuid()} gid {os.getgid()}")
-sys.exit(0 if ok else 1)
-"""
 
 
 def readme_task() -> dict[str, Any]:
@@ -80,29 +58,6 @@ def _load(path: Path | None) -> dict[str, Any]:
     return readme_task() if path is None else json.loads(path.read_text())
 
 
-def _sidecars(task: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:
-    return [(name, container) for name, container in containers(task) if is_sidecar(container)]
-
-
-def _expected_files(task: Mapping[str, Any], contents: Mapping[str, str]) -> dict[str, str]:
-    """Each file the task's sidecar writes -> the SHA-256 of what the seed put behind its reference."""
-    ((_, sidecar),) = _sidecars(task)
-    environ = {"AWS_REGION": REGION, **environment(sidecar)}
-    settings = load_settings({}, environ, process_uid=0, process_gid=0)
-    return {e.name: hashlib.sha256(contents[e.value_from].encode()).hexdigest() for e in settings.entries}
-
-
-def _readers(task: Mapping[str, Any]) -> dict[str, str]:
-    """Every container that mounts the sidecar's volume -> the path it mounts it at."""
-    ((_, sidecar),) = _sidecars(task)
-    volumes = {m["sourceVolume"] for m in mount_points(sidecar) if m.get("containerPath") == output_dir(sidecar)}
-    return {
-        c["name"]: m["containerPath"]
-        for c in task["containerDefinitions"] if not is_sidecar(c)
-        for m in mount_points(c) if m.get("sourceVolume") in volumes
-    }
-
-
 def run_with_checker(
     task: Mapping[str, Any], secret_values: SecretValues, **options: Any
 ) -> tuple[TaskRun, dict[str, str]]:
@@ -114,10 +69,9 @@ def run_with_checker(
     contents = seed_plan(task, REGION).contents
     for value in contents.values():
         secret_values.add(value)
-    expected = _expected_files(task, contents)
+    expected = expected_files(task, contents)
     commands = {
-        name: ["python", "-c", CHECKER, path, *(f"{n}={digest}" for n, digest in expected.items())]
-        for name, path in _readers(task).items()
+        name: checker_command(path, expected) for name, path in readers(task).items()
     }
     run = run_task(task, images=images, commands=commands, health_interval=FAST_HEALTH_INTERVAL, region=REGION,
                    **options)
@@ -137,9 +91,9 @@ def test_shipped_task_definition_runs_and_the_app_reads_every_file(
     task = _load(path)
     run, expected = run_with_checker(task, secret_values)
     assert not run.refused, run.refused
-    ((sidecar_name, sidecar),) = _sidecars(task)
+    ((sidecar_name, sidecar),) = sidecars(task)
     sidecar_run = run[sidecar_name]
-    for app, _ in _readers(task).items():
+    for app, _ in readers(task).items():
         app_run = run[app]
         assert app_run.started, (run.stop_reason, app_run.never_reason, sidecar_run.output[-2000:])
         lines = [line for line in app_run.output.splitlines() if line.startswith("app: read")]
