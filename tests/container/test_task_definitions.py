@@ -80,8 +80,14 @@ def run_with_checker(
     return run, expected
 
 
-def _finished(run: TaskRun, name: str) -> str:
-    return str(run[name].info["State"]["FinishedAt"])
+def _instant(stamp: str) -> tuple[str, int]:
+    """Docker's RFC 3339 UTC time with up to 9 fraction digits (trailing zeros dropped), comparable."""
+    whole, _, fraction = stamp.rstrip("Z").split("+")[0].partition(".")
+    return whole, int(fraction.ljust(9, "0"))
+
+
+def _finished(run: TaskRun, name: str) -> tuple[str, int]:
+    return _instant(run[name].info["State"]["FinishedAt"])
 
 
 @pytest.mark.parametrize("path", CASES)
@@ -106,10 +112,12 @@ def test_shipped_task_definition_runs_and_the_app_reads_every_file(
         assert sidecar_run.started_at is not None and app_run.started_at is not None
         if conditions[sidecar_name] == "SUCCESS":  # the app started only after the sidecar exited 0
             assert sidecar_run.exit_code == 0
-            assert _finished(run, sidecar_name) < str(app_run.info["State"]["StartedAt"])
+            assert _finished(run, sidecar_name) < _instant(app_run.info["State"]["StartedAt"])
         else:  # HEALTHY: the sidecar was still running, healthy, when the app started
-            assert sidecar_run.info["State"]["Health"]["Log"][0]["ExitCode"] == 0
-            assert _finished(run, sidecar_name) > str(app_run.info["State"]["StartedAt"])
+            app_start = _instant(app_run.info["State"]["StartedAt"])
+            checks = sidecar_run.info["State"]["Health"]["Log"]
+            assert any(c["ExitCode"] == 0 and _instant(c["End"]) < app_start for c in checks), checks
+            assert _finished(run, sidecar_name) > app_start
     assert run.stop_reason.startswith("essential container"), run.stop_reason
     assert sidecar["user"] == sidecar_run.info["Config"]["User"]
     assert sidecar_run.info["HostConfig"]["ReadonlyRootfs"] is bool(sidecar.get("readonlyRootFilesystem"))
