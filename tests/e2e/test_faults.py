@@ -10,9 +10,11 @@ from typing import Any
 
 import pytest
 
+from sidecar.retry_policy import MAX_ATTEMPTS
 from tests.conftest import REGION, SecretValues, run_sidecar, sidecar_env
 from tests.e2e.faultproxy import FaultProxy, json_error, latency, rewrite, s3_error, stall
 from tests.e2e.helpers import api_calls, assert_failed, assert_ok, full_state, secrets_json
+from tests.retry_bounds import deadline_for_all_attempts
 
 GET_SECRET = "secretsmanager.GetSecretValue"
 BATCH_GET = "secretsmanager.BatchGetSecretValue"
@@ -157,7 +159,7 @@ def test_persistent_503_fails_with_the_code_before_the_deadline(
     arn = _secret(aws, secret_values)
     proxy.add(json_error(GET_SECRET, "ServiceUnavailableException", "The service is unavailable", status=503))
     before = full_state(previous)
-    timeout = 12
+    timeout = deadline_for_all_attempts()
 
     started = time.monotonic()
     result = run_sidecar(_env(proxy, previous, {"name": "db", "valueFrom": arn}, SIDECAR_TIMEOUT=str(timeout)),
@@ -168,7 +170,7 @@ def test_persistent_503_fails_with_the_code_before_the_deadline(
     assert elapsed < timeout
     calls = api_calls(result)
     attempts = len(calls)
-    assert 2 <= attempts <= 6
+    assert attempts == MAX_ATTEMPTS
     assert f"after {attempts} attempt(s)" in failed["reason"]
     assert [c["attempt"] for c in calls] == list(range(1, attempts + 1))
     assert len(_retries(result)) == attempts - 1

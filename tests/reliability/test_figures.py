@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from sidecar.retry_policy import MAX_ATTEMPTS, MAX_THROTTLED_ATTEMPTS
+from sidecar.retry_policy import MAX_ATTEMPTS, MAX_THROTTLED_ATTEMPTS, THROTTLING_CODES
 from tests.conftest import REGION, SecretValues, run_sidecar, sidecar_env
 from tests.e2e.faultproxy import (
     FaultProxy,
@@ -32,6 +32,7 @@ from tests.e2e.faultproxy import (
 )
 from tests.e2e.helpers import api_calls, assert_failed, assert_ok, full_state, secrets_json
 from tests.reliability.common import BATCH_GET, GET_PARAMETERS, GET_SECRET, S3_GET, MixedSet, figure, written
+from tests.retry_bounds import deadline_for_all_attempts
 
 SEEDS = (1, 2, 3, 4, 5)
 DEADLINE_SECONDS = 30
@@ -117,8 +118,12 @@ def test_transient_faults_on_40_percent_of_calls_fail_a_run_only_when_a_call_exh
             assert written(out) == data.expected
         else:
             failed = assert_failed(result, 3, "kept failing with")
+            code = failed["reason"].split(" kept failing with ")[1].split(" ")[0]
             attempts = int(failed["reason"].split(" after ")[1].split(" attempt")[0])
-            assert attempts >= 6
+            if code in THROTTLING_CODES:  # throttling gets MAX_THROTTLED_ATTEMPTS: only the deadline ends it sooner
+                assert attempts < MAX_THROTTLED_ATTEMPTS
+            else:  # given up once the call has made MAX_ATTEMPTS attempts, some of them perhaps throttled
+                assert MAX_ATTEMPTS <= attempts <= MAX_THROTTLED_ATTEMPTS
             assert list(out.iterdir()) == []
         outcomes.append(result.code)
         figure("transient40", seed=seed, exit=result.code, requests=sum(counts.values()),
@@ -135,7 +140,7 @@ def _by_action(counts: Any) -> dict[str, int]:
 
 
 PERSISTENT: dict[str, tuple[Callable[[str], Rule], str, str, int]] = {
-    # name: (rule for the bucket, counted operation, the cause the reason names, most attempts allowed)
+    # name: (rule for the bucket, counted operation, the cause the reason names, the policy's attempt limit)
     "ssm-resets": (lambda bucket: reset(GET_PARAMETERS), GET_PARAMETERS,
                    "GetParameters kept failing with ConnectionClosedError", MAX_ATTEMPTS),
     "sm-500": (lambda bucket: server_error(BATCH_GET, 500), BATCH_GET,
@@ -159,7 +164,9 @@ def test_a_persistent_fault_fails_before_the_deadline_and_keeps_the_previous_set
     proxy = seeded_proxy()
     proxy.add(make_rule(data.bucket))
     before = full_state(previous)
-    deadline = 6 if most == MAX_THROTTLED_ATTEMPTS else 10  # throttling: the deadline, not the attempt count, ends it
+    # Other faults: a deadline that leaves room for every attempt, so the limit ends them. Throttling: a short
+    # one, so that the deadline ends the attempts long before the limit.
+    deadline = 6 if most == MAX_THROTTLED_ATTEMPTS else deadline_for_all_attempts(most)
 
     started = time.monotonic()
     result = run_sidecar(sidecar_env(proxy.url, SIDECAR_OUTPUT_DIR=str(previous), SIDECAR_SECRETS=data.secrets,
@@ -173,7 +180,10 @@ def test_a_persistent_fault_fails_before_the_deadline_and_keeps_the_previous_set
     faulted = [s for s in counted if s.action != "forwarded"]
     attempts = len(faulted)
     assert f"after {attempts} attempt(s)" in failed["reason"]
-    assert 2 <= attempts <= most
+    if most == MAX_THROTTLED_ATTEMPTS:
+        assert 2 <= attempts < MAX_THROTTLED_ATTEMPTS
+    else:
+        assert attempts == MAX_ATTEMPTS
     assert full_state(previous) == before
     figure("persistent", kind=kind, attempts=attempts, seconds=round(elapsed, 2), deadline=deadline)
 
