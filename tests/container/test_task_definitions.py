@@ -10,53 +10,22 @@ from __future__ import annotations
 
 import copy
 import json
-import re
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from sidecar.lint.task import is_sidecar
 from tests.conftest import REGION, SecretValues, record_process_output
-from tests.container.conftest import APP_IMAGE, MOTO_IMAGE, REPO, SIDECAR_IMAGE
+from tests.container.conftest import APP_IMAGE, MOTO_IMAGE, SIDECAR_IMAGE
+from tests.ecs.examples import shipped_task_definitions
 from tests.ecs.harness import TaskRun, run_task
 from tests.ecs.ordering import NEVER_STARTED_EXIT_CODE
 from tests.ecs.stand_in import FAST_HEALTH_INTERVAL, checker_command, expected_files, readers, sidecars
 
 pytestmark = [pytest.mark.container, pytest.mark.slow]
 
-EXAMPLES = sorted((REPO / "task-definitions").glob("*.json"))
-
-
-def readme_task() -> dict[str, Any]:
-    """The README's task definition snippet. When it is a single container definition, it is wrapped as the
-    text after it says: an app that depends on it and mounts the volume read-only; every inline
-    `"key": value` in that paragraph becomes part of the app (``readOnly`` of its mount)."""
-    text = (REPO / "README.md").read_text()
-    match = re.search(r"## Use it in a task definition\s*```json\n(.*?)\n```\s*\n(.*?)\n\n", text, re.DOTALL)
-    assert match, "README.md has no task definition snippet"
-    snippet: dict[str, Any] = json.loads(match[1])
-    if "containerDefinitions" in snippet:
-        return snippet
-    sidecar = snippet
-    app: dict[str, Any] = {"name": "app", "image": "my-app:latest", "essential": True}
-    read_only = False
-    for span in re.findall(r"`(\"\w+\": [^`]+)`", match[2]):
-        member = json.loads("{" + span + "}")
-        read_only = read_only or member.pop("readOnly", False) is True
-        app.update(member)
-    app["mountPoints"] = [{**m, "readOnly": read_only} for m in sidecar["mountPoints"]]
-    volumes = [{"name": m["sourceVolume"]} for m in sidecar["mountPoints"]]
-    return {"family": "readme", "volumes": volumes, "containerDefinitions": [sidecar, app]}
-
-
-CASES = [pytest.param(path, id=path.name) for path in EXAMPLES] + [pytest.param(None, id="README.md")]
-
-
-def _load(path: Path | None) -> dict[str, Any]:
-    return readme_task() if path is None else json.loads(path.read_text())
-
+CASES = [pytest.param(name, id=name) for name in shipped_task_definitions()]
 
 def run_with_checker(
     task: Mapping[str, Any], secret_values: SecretValues, **options: Any
@@ -90,11 +59,11 @@ def _finished(run: TaskRun, name: str) -> tuple[str, int]:
     return _instant(run[name].info["State"]["FinishedAt"])
 
 
-@pytest.mark.parametrize("path", CASES)
+@pytest.mark.parametrize("name", CASES)
 def test_shipped_task_definition_runs_and_the_app_reads_every_file(
-    path: Path | None, images: tuple[str, str], secret_values: SecretValues
+    name: str, images: tuple[str, str], secret_values: SecretValues
 ) -> None:
-    task = _load(path)
+    task = shipped_task_definitions()[name]
     run, expected = run_with_checker(task, secret_values)
     assert not run.refused, run.refused
     ((sidecar_name, sidecar),) = sidecars(task)
@@ -106,6 +75,7 @@ def test_shipped_task_definition_runs_and_the_app_reads_every_file(
         assert [line.split(" (")[0] for line in lines] == [f"app: read {name}" for name in expected], app_run.output
         assert all("as seeded" in line and "NOT" not in line for line in lines), app_run.output
         assert app_run.exit_code == 0, app_run.output
+        assert [m["RW"] for m in app_run.info["Mounts"]] == [False], app_run.info["Mounts"]  # readOnly: true
         conditions = {d["containerName"]: d["condition"] for d in
                       next(c for c in task["containerDefinitions"] if c["name"] == app).get("dependsOn", [])}
         assert conditions.get(sidecar_name) in ("SUCCESS", "HEALTHY"), conditions
