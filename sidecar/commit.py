@@ -229,7 +229,7 @@ class _Commit:
                     subdirs.add(subdir)
             write = partial(create_file, directory, file.path, file.content.reveal(), mode=file.mode, uid=file.uid,
                             gid=file.gid)
-            self._at(write, file.path, (file.uid, file.gid))
+            self._at(write, file.shown, (file.uid, file.gid))  # an expanded file by position: a key is content
         return subdirs
 
     def _finish_dir(self, directory: int, path: str, uid: int, gid: int) -> None:

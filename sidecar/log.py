@@ -20,9 +20,20 @@ _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARN
 
 def redact(_logger: object, _method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     for key, value in event.items():
-        if isinstance(value, SecretBytes | bytes | bytearray | memoryview):
-            event[key] = REDACTED
+        event[key] = _redacted(value)
     return event
+
+
+def _redacted(value: object) -> object:
+    """``value`` with every secret or raw-bytes value inside it, at any depth, replaced by ``<redacted>``.
+    Containers are copied, never changed in place: they may belong to the caller."""
+    if isinstance(value, SecretBytes | bytes | bytearray | memoryview):
+        return REDACTED
+    if isinstance(value, dict):
+        return {key: _redacted(item) for key, item in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_redacted(item) for item in value]
+    return value
 
 
 def configure(level: str = "info", fmt: str = "json", stream: TextIO | None = None) -> Any:

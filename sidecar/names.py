@@ -50,27 +50,32 @@ def component_problem(component: str) -> str | None:
     return None
 
 
-def collision_problems(names: Iterable[str], directories: Iterable[str] = ()) -> list[str]:
+def collision_problems(
+    names: Iterable[str], directories: Iterable[str] = (), labels: Iterable[str] | None = None
+) -> list[str]:
     """Pairs of names that would land on the same file, or where a file would need to be a directory.
 
     ``directories`` are names that are directories rather than files (``expand`` entries): other names may
     lie inside them; the files they will hold are only known after fetching, and checked again then.
+    ``labels`` (one per name) are how messages name them, when a name must not be shown (it holds a JSON key).
     """
     as_directories = {unicodedata.normalize("NFC", name) for name in directories}
+    listed = list(names)
+    shown = [repr(name) for name in listed] if labels is None else [repr(label) for label in labels]
     problems = []
-    seen: dict[str, str] = {}
-    for name in names:
+    seen: dict[str, str] = {}  # normalized name -> how messages show it
+    for name, label in zip(listed, shown, strict=True):
         key = unicodedata.normalize("NFC", name)
         if key in seen:
-            problems.append(f"names {seen[key]!r} and {name!r} are the same file")
+            problems.append(f"names {seen[key]} and {label} are the same file")
         else:
-            seen[key] = name
-    for key, name in seen.items():
+            seen[key] = label
+    for key, label in seen.items():
         parts = key.split("/")
         for depth in range(1, len(parts)):
             parent = "/".join(parts[:depth])
             if parent in seen and parent not in as_directories:
-                problems.append(f"{seen[parent]!r} is a file, so {name!r} cannot be inside it")
+                problems.append(f"{seen[parent]} is a file, so {label} cannot be inside it")
     return problems
 
 

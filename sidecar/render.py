@@ -9,12 +9,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sidecar.config import Entry, Settings
+from sidecar.content import ContentProblem, json_document, json_text, utf8
 from sidecar.errors import FetchError
 from sidecar.names import collision_problems, component_problem, is_env_name
 from sidecar.outcomes import Failure, Fetched, Outcome
 from sidecar.references import Reference
 from sidecar.secret import SecretBytes
-from sidecar.template import json_text, render_template
+from sidecar.template import render_template
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,13 @@ class OutputFile:
     mode: int
     uid: int
     gid: int
+    # How messages and log lines name the file: its path, except under ``expand``, where the path holds a JSON
+    # key (secret content) and the file is named by its entry and the key's position instead.
+    label: str = ""
+
+    @property
+    def shown(self) -> str:
+        return self.label or self.path
 
 
 @dataclass(frozen=True)
@@ -52,7 +60,8 @@ def render(
             skipped.append((entry.name, missing[0].reason))
             continue
         entry_files = [
-            OutputFile(path, content, entry.mode, entry.uid, entry.gid) for path, content in _values(entry, outcomes)
+            OutputFile(path, content, entry.mode, entry.uid, entry.gid, label)
+            for path, label, content in _values(entry, outcomes)
         ]
         files += entry_files
         if settings.env_file:
@@ -61,10 +70,10 @@ def render(
     if settings.env_file:
         env = SecretBytes(b"".join(env_lines))
         files.append(OutputFile(settings.env_file, env, settings.file_mode, settings.uid, settings.gid))
-    for problem in collision_problems(f.path for f in files):
+    for problem in collision_problems([f.path for f in files], labels=[f.shown for f in files]):
         raise FetchError(f"expanded keys collide: {problem}")
     if settings.env_file:
-        _check_env_variables(settings.env_file, [f.path for f in files if f.path != settings.env_file])
+        _check_env_variables(settings.env_file, [f for f in files if f.path != settings.env_file])
     manifest = {
         "version": 1,
         "generation": generation,
@@ -98,34 +107,41 @@ def _referenced(entry: Entry, reference: Reference, outcomes: Mapping[Any, Outco
     document = _json_object(entry, reference, fetched.value, f"json-key {key!r}")
     if key not in document:
         raise FetchError(f"{entry.name!r}: {reference.target.describe()} has no key {key!r}")
-    return _json_value(document[key])
+    return _json_value(entry, document[key], f"the key {key!r} of {reference.target.describe()}")
 
 
-def _values(entry: Entry, outcomes: Mapping[Any, Outcome]) -> list[tuple[str, SecretBytes]]:
+def _values(entry: Entry, outcomes: Mapping[Any, Outcome]) -> list[tuple[str, str, SecretBytes]]:
+    """Each file of an entry: its path, how messages name it ("" for its path) and its content."""
     if entry.template is not None:
         inputs = {name: _referenced(entry, ref, outcomes) for name, _, ref in entry.inputs}
-        return [(entry.name, render_template(entry.template, inputs, repr(entry.name)))]
+        return [(entry.name, "", render_template(entry.template, inputs, repr(entry.name)))]
     assert entry.reference is not None  # noqa: S101 - an entry has a reference or a template
     value = _referenced(entry, entry.reference, outcomes)
     if not entry.expand:
-        return [(entry.name, value)]
+        return [(entry.name, "", value)]
     document = _json_object(entry, entry.reference, value, "expand")
-    pairs = []
-    for member in document:
+    files = []
+    for position, member in enumerate(document, start=1):
+        # A key is secret content: messages name its position, never the key.
         problem = component_problem(member) if isinstance(member, str) else "is not a string"
         if problem:
-            raise FetchError(f"{entry.name!r}: the JSON key {member!r} cannot be a file name: it {problem}")
-        pairs.append((f"{entry.name}/{member}", _json_value(document[member])))
-    return pairs
+            raise FetchError(f"{entry.name!r}: key #{position} of the JSON secret cannot be a file name: it {problem}")
+        content = _json_value(entry, document[member], f"key #{position} of the JSON secret")
+        files.append((f"{entry.name}/{member}", expanded_label(entry.name, position), content))
+    return files
+
+
+def expanded_label(entry_name: str, position: int) -> str:
+    """How messages and log lines name the file of an expanded entry's key at ``position`` (from 1)."""
+    return f"{entry_name}/<key #{position}>"
 
 
 def _json_object(entry: Entry, reference: Reference, value: SecretBytes, purpose: str) -> dict[str, Any]:
     try:
-        document = json.loads(value.reveal())
-    except (ValueError, UnicodeDecodeError):
-        # from None: the decoder's exception carries the document, which is the secret.
+        document = json_document(value.reveal())
+    except ContentProblem as problem:
         raise FetchError(
-            f"{entry.name!r}: {purpose} needs a JSON object, but {reference.target.describe()} is not JSON"
+            f"{entry.name!r}: {purpose} needs a JSON object, but {reference.target.describe()} {problem.reason}"
         ) from None
     if not isinstance(document, dict):
         raise FetchError(
@@ -135,27 +151,32 @@ def _json_object(entry: Entry, reference: Reference, value: SecretBytes, purpose
     return document
 
 
-def _json_value(value: object) -> SecretBytes:
-    return SecretBytes(json_text(value).encode("utf-8"))
+def _json_value(entry: Entry, value: object, what: str) -> SecretBytes:
+    """One member of a JSON secret as the bytes of its file; ``what`` names it in messages (never by content)."""
+    try:
+        return SecretBytes(utf8(json_text(value)))
+    except ContentProblem as problem:
+        raise FetchError(f"{entry.name!r}: {what} {problem.reason}") from None
 
 
-def _check_env_variables(env_file: str, paths: Sequence[str]) -> None:
+def _check_env_variables(env_file: str, files: Sequence[OutputFile]) -> None:
     """Two files that become one variable (``a/b`` and ``a_b``): the env file could hold only one of them."""
-    seen: dict[str, str] = {}
-    for path in paths:
-        variable = path.replace("/", "_")
+    seen: dict[str, OutputFile] = {}
+    for file in files:
+        variable = file.path.replace("/", "_")
         if variable in seen:
             raise FetchError(
-                f"files {seen[variable]!r} and {path!r} would both be the variable {variable} in the env file "
-                f"{env_file!r}; rename one of the entries"
+                f"files {seen[variable].shown!r} and {file.shown!r} would both be the same variable in the env "
+                f"file {env_file!r}; rename one of the entries"
             )
-        seen[variable] = path
+        seen[variable] = file
 
 
 def _env_line(entry: Entry, file: OutputFile) -> bytes:
     variable = file.path.replace("/", "_")
     if not is_env_name(variable):
-        raise FetchError(f"{entry.name!r}: {variable!r} cannot be an environment variable name in the env file")
+        raise FetchError(f"{entry.name!r}: the name of {file.shown!r} cannot be an environment variable name in the "
+                         "env file")
     value = file.content.reveal()
     if b"\x00" in value:
         raise FetchError(f"{entry.name!r}: the value holds a NUL byte, which an env file cannot represent")

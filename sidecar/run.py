@@ -118,7 +118,7 @@ class Job:
         )
         for file in rendered.files:
             owner = f"{file.uid}:{file.gid}"
-            self.log.info("file", name=file.path, bytes=len(file.content), mode=f"{file.mode:04o}", owner=owner)
+            self.log.info("file", name=file.shown, bytes=len(file.content), mode=f"{file.mode:04o}", owner=owner)
         for name in committed.removed:
             self.log.info("file_removed", name=name, reason="no longer configured")
         for name in committed.kept:

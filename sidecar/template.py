@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Final
 from urllib.parse import quote
 
+from sidecar.content import ContentProblem, json_document, json_text, utf8
 from sidecar.errors import ConfigError, FetchError
 from sidecar.secret import SecretBytes
 
@@ -112,8 +113,12 @@ def render_template(template: Template, values: Mapping[str, SecretBytes], where
             parts.append(segment)
             continue
         text = _lookup(segment, values, where)
+        try:
+            utf8(text)  # before a filter: ``url`` would trip over a lone surrogate
+        except ContentProblem as problem:
+            raise FetchError(f"{where}: {segment.describe()}: the value {problem.reason}") from None
         parts.append(FILTERS[segment.filter](text) if segment.filter else text)
-    return SecretBytes("".join(parts).encode("utf-8"))
+    return SecretBytes("".join(parts).encode("utf-8"))  # the template's own text is checked when it is parsed
 
 
 def _lookup(placeholder: Placeholder, values: Mapping[str, SecretBytes], where: str) -> str:
@@ -126,18 +131,16 @@ def _lookup(placeholder: Placeholder, values: Mapping[str, SecretBytes], where: 
         except UnicodeDecodeError:
             raise FetchError(f"{where}: input {placeholder.input!r} is not UTF-8 text") from None
     try:
-        document = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise FetchError(f"{where}: {placeholder.describe()} needs a JSON object, but the input is not JSON") from None
+        document = json_document(raw)
+    except ContentProblem as problem:
+        raise FetchError(
+            f"{where}: {placeholder.describe()} needs a JSON object, but the input {problem.reason}"
+        ) from None
     if not isinstance(document, dict):
         raise FetchError(f"{where}: {placeholder.describe()} needs a JSON object, but the input is not one")
     if placeholder.key not in document:
         raise FetchError(f"{where}: {placeholder.describe()}: the input has no key {placeholder.key!r}")
-    return json_text(document[placeholder.key])
-
-
-def json_text(value: object) -> str:
-    """A JSON string as its text; anything else as compact, key-sorted JSON, so output is deterministic."""
-    if isinstance(value, str):
-        return value
-    return json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+    try:
+        return json_text(document[placeholder.key])
+    except ContentProblem as problem:
+        raise FetchError(f"{where}: {placeholder.describe()}: the value {problem.reason}") from None

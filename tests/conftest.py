@@ -1,23 +1,32 @@
 """Shared fixtures: one moto server over real HTTP per session, and the secrecy guard.
 
-Every value a test seeds into AWS goes through ``secret_values.add``, which also records it for the whole
-session. After every test, whether or not it seeded anything, the guard scans all output the test captured
-(the sidecar processes' stdout and stderr, pytest's captured streams and log records) for every value
-seeded so far in the session, and fails the test if one appears.
+Every value a test seeds into AWS goes through ``secret_values.add``, which records it for the whole session
+in every form a leak could take (JSON-escaped, ``repr``, base64, URL-encoded, shell-quoted, JSON inside
+JSON), and, for a JSON secret, every string, number and key inside it at any depth (keys for the test).
+
+Every process a test starts that could print a value (the sidecar, directly or in a container) is started by
+``spawn`` or ``run_captured``: its stdout and stderr go to files that the guard always reads, after killing
+whatever is still running, when the test ends, passed or failed. After every test the guard scans those
+files, pytest's captured streams and log records for every value seeded so far in the session, and fails
+the test if one appears.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
+import time
+import urllib.parse
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pytest
 
@@ -26,41 +35,240 @@ ACCOUNT = "123456789012"
 DUMMY_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 SIDECAR = shutil.which("secrets-sidecar", path=os.path.dirname(sys.executable)) or "secrets-sidecar"
 _MIN_SCANNED_LENGTH = 4  # shorter values ("app", "1") occur in ordinary text by chance
-_SESSION_VALUES: set[bytes] = set()  # every value seeded by any test so far
-_PROCESS_OUTPUTS: list[bytes] = []  # what sidecar processes printed during the current test
+_MIN_BASE64_LENGTH = 8  # the part of a base64 text that does not depend on the bytes around the value
+_SESSION_VALUES: set[bytes] = set()  # every form of every value seeded by any test so far
+_PROCESS_OUTPUTS: list[bytes] = []  # outputs handed to record_process_output during the current test
+
+
+def leak_forms(value: str | bytes) -> set[bytes]:
+    """Every form in which ``value`` could appear in an output: as is, JSON-escaped (ASCII or not, and
+    once more inside another JSON string), ``repr``, URL-encoded, shell-quoted, and base64 at each of
+    the three alignments it could have inside a longer encoded text."""
+    raw = value.encode("utf-8", "surrogatepass") if isinstance(value, str) else value
+    text = raw.decode("utf-8", "surrogateescape") if isinstance(value, bytes) else value
+    forms = {raw, repr(raw)[2:-1].encode()}
+    for ascii_only in (True, False):
+        escaped = json.dumps(text, ensure_ascii=ascii_only)[1:-1]
+        forms.add(escaped.encode("utf-8", "surrogatepass"))
+        forms.add(json.dumps(escaped, ensure_ascii=ascii_only)[1:-1].encode("utf-8", "surrogatepass"))
+    forms.add(repr(text)[1:-1].encode("utf-8", "surrogatepass"))
+    forms.add(urllib.parse.quote(raw, safe="").encode())
+    forms.add(urllib.parse.quote_plus(raw, safe="").encode())
+    forms.add(raw.replace(b"'", b"'\"'\"'"))  # inside shlex.quote's single quotes
+    forms.add(raw.replace(b"'", b"'\\''"))  # inside the env file's single quotes
+    for offset in range(3):
+        for encode in (base64.b64encode, base64.urlsafe_b64encode):
+            encoded = encode(b"\0" * offset + raw)
+            first_group = -(-offset // 3)  # the first 3-byte group made only of the value's bytes
+            last_group = (offset + len(raw)) // 3
+            stable = encoded[4 * first_group : 4 * last_group]
+            if len(stable) >= _MIN_BASE64_LENGTH:
+                forms.add(stable)
+    return {form for form in forms if len(form) >= _MIN_SCANNED_LENGTH}
+
+
+def json_members(document: object) -> Iterator[tuple[str, bool]]:
+    """Every key, string and number inside a JSON document, at any depth, each with whether it is a key."""
+    if isinstance(document, dict):
+        for key, item in document.items():
+            yield str(key), True
+            yield from json_members(item)
+    elif isinstance(document, list):
+        for item in document:
+            yield from json_members(item)
+    elif isinstance(document, str | int | float) and not isinstance(document, bool):
+        yield str(document), False
 
 
 @dataclass
 class SecretValues:
-    """Values seeded into the fake AWS, and every output that must never contain them."""
+    """Values seeded into the fake AWS, and every output that must never contain them.
+
+    Values count for the whole session (a value seeded by a session fixture must not leak in a later test).
+    JSON keys count in the test that seeded them: they are words like ``user`` that other tests may print
+    for reasons of their own, but no test may print a key of a secret it seeded.
+    """
 
     values: set[bytes] = field(default_factory=set)
+    keys: set[bytes] = field(default_factory=set)
     outputs: list[bytes] = field(default_factory=list)
 
-    def add(self, value: str | bytes) -> str | bytes:
-        raw = value.encode() if isinstance(value, str) else value
-        if len(raw) >= _MIN_SCANNED_LENGTH:
-            self.values.add(raw)
-            _SESSION_VALUES.add(raw)
-            if isinstance(value, str):
-                # A JSON secret: every string inside it is a secret too.
-                try:
-                    document = json.loads(value)
-                except ValueError:
-                    document = None
-                if isinstance(document, dict):
-                    for item in document.values():
-                        if isinstance(item, str | int | float) and not isinstance(item, bool):
-                            self.add(str(item))
+    def add(self, value: str | bytes, *, keys_named_in_config: Iterable[str] = ()) -> str | bytes:
+        """Register ``value``; ``keys_named_in_config`` are JSON keys the test's configuration names itself
+        (``arn:...:password::``), so they may appear where the configuration does."""
+        raw = value.encode("utf-8", "surrogatepass") if isinstance(value, str) else value
+        if len(raw) < _MIN_SCANNED_LENGTH:
+            return value
+        forms = leak_forms(value)
+        self.values |= forms
+        _SESSION_VALUES.update(forms)
+        try:  # a JSON secret: every key, string and number inside it is secret content too
+            document = json.loads(raw)
+        except (ValueError, RecursionError):
+            return value
+        if isinstance(document, dict | list):
+            for member, is_key in json_members(document):
+                if is_key and member in keys_named_in_config:
+                    continue
+                if is_key:
+                    self.keys |= leak_forms(member)
+                else:
+                    self.add(member)
         return value
 
     def leaks(self) -> list[str]:
         found = []
         for output in self.outputs:
-            for value in self.values | _SESSION_VALUES:
+            for value in self.values | self.keys | _SESSION_VALUES:
                 if value in output:
                     found.append(f"{value[:12]!r}... in {output[:200]!r}")
         return found
+
+
+# --- capturing every process a test starts ----------------------------------------------------------------
+
+
+@dataclass
+class _Captures:
+    """Output files not yet scanned, and processes not yet known to have ended."""
+
+    directory: Path | None = None
+    files: list[Path] = field(default_factory=list)
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    def new_files(self, merged: bool) -> tuple[Path, Path | None]:
+        if self.directory is None:
+            self.directory = Path(tempfile.mkdtemp(prefix="sidecar-test-output-"))
+        index = len(self.files)
+        stdout = self.directory / f"{index:04d}.out"
+        stderr = None if merged else self.directory / f"{index:04d}.err"
+        for path in (stdout, stderr):
+            if path is not None:
+                path.touch(0o600)
+                self.files.append(path)
+        return stdout, stderr
+
+    def collect(self) -> list[bytes]:
+        """End every process still running, then read and forget every output file."""
+        for process in self.processes:
+            if process.poll() is None:
+                process.kill()
+            process.wait()
+        outputs = [path.read_bytes() for path in self.files]
+        if self.directory is not None:
+            shutil.rmtree(self.directory, ignore_errors=True)
+        self.directory, self.files, self.processes = None, [], []
+        return outputs
+
+
+_CAPTURES = _Captures()
+
+
+@dataclass
+class Spawned:
+    """A process started by ``spawn``: its output is in files, read here and by the guard."""
+
+    process: subprocess.Popen[bytes]
+    stdout_path: Path
+    stderr_path: Path | None
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def poll(self) -> int | None:
+        return self.process.poll()
+
+    def wait(self, timeout: float | None = None) -> int:
+        return self.process.wait(timeout=timeout)
+
+    def send_signal(self, signum: int) -> None:
+        self.process.send_signal(signum)
+
+    def kill(self) -> None:
+        self.process.kill()
+
+    def stdout(self) -> bytes:
+        return self.stdout_path.read_bytes()
+
+    def stderr(self) -> bytes:
+        return b"" if self.stderr_path is None else self.stderr_path.read_bytes()
+
+    def finish(self, timeout: float) -> tuple[int, bytes, bytes]:
+        """Wait for the exit (killing the process after ``timeout`` seconds, then raising TimeoutExpired,
+        like ``subprocess.run``); returns the exit code, stdout and stderr."""
+        try:
+            code = self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            raise
+        return code, self.stdout(), self.stderr()
+
+    def follow_stdout(self, poll_seconds: float = 0.02) -> Iterator[bytes]:
+        """Each line of stdout as it is written, until the process has ended and every line is read."""
+        with open(self.stdout_path, "rb") as handle:
+            pending = b""
+            while True:
+                ended = self.process.poll() is not None
+                chunk = handle.read()
+                if chunk:
+                    pending += chunk
+                    *lines, pending = pending.split(b"\n")
+                    for line in lines:
+                        yield line + b"\n"
+                elif ended:
+                    if pending:
+                        yield pending
+                    return
+                else:
+                    time.sleep(poll_seconds)
+
+
+def spawn(
+    command: Sequence[str],
+    env: Mapping[str, str] | None = None,
+    *,
+    merge_stderr: bool = False,
+    stdin: int | IO[bytes] | None = subprocess.DEVNULL,
+    **popen: Any,
+) -> Spawned:
+    """Start ``command`` with stdout and stderr in files the secrecy guard reads when the test ends."""
+    stdout_path, stderr_path = _CAPTURES.new_files(merge_stderr)
+    with open(stdout_path, "wb") as out:
+        if stderr_path is None:
+            process = subprocess.Popen(
+                list(command), env=None if env is None else dict(env), stdin=stdin, stdout=out,
+                stderr=subprocess.STDOUT, **popen,
+            )
+        else:
+            with open(stderr_path, "wb") as err:
+                process = subprocess.Popen(
+                    list(command), env=None if env is None else dict(env), stdin=stdin, stdout=out, stderr=err,
+                    **popen,
+                )
+    _CAPTURES.processes.append(process)
+    return Spawned(process, stdout_path, stderr_path)
+
+
+@dataclass(frozen=True)
+class Completed:
+    returncode: int
+    stdout: bytes
+    stderr: bytes
+
+
+def run_captured(command: Sequence[str], env: Mapping[str, str] | None = None, *, timeout: float = 60,
+                 input: bytes | None = None, **popen: Any) -> Completed:
+    """``subprocess.run`` for a process whose output the secrecy guard must see."""
+    if input is None:
+        code, stdout, stderr = spawn(command, env, **popen).finish(timeout)
+    else:
+        with tempfile.TemporaryFile() as feed:
+            feed.write(input)
+            feed.seek(0)
+            code, stdout, stderr = spawn(command, env, stdin=feed, **popen).finish(timeout)
+    return Completed(code, stdout, stderr)
 
 
 @pytest.fixture(autouse=True)
@@ -69,7 +277,7 @@ def _secrecy_guard(capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureF
     guard = SecretValues()
     yield guard
     out, err = capfd.readouterr()
-    guard.outputs += [out.encode(), err.encode(), caplog.text.encode(), *_PROCESS_OUTPUTS]
+    guard.outputs += [out.encode(), err.encode(), caplog.text.encode(), *_PROCESS_OUTPUTS, *_CAPTURES.collect()]
     sys.stdout.write(out)
     sys.stderr.write(err)
     leaks = guard.leaks()
@@ -143,7 +351,7 @@ def sidecar_env(endpoint: str, **settings: str) -> dict[str, str]:
 
 
 def record_process_output(*outputs: bytes) -> None:
-    """For tests that start sidecar processes by other means: their output is scanned too."""
+    """For output that reached a test by other means than ``spawn`` (e.g. read from a volume): scanned too."""
     _PROCESS_OUTPUTS.extend(outputs)
 
 
@@ -173,13 +381,10 @@ def run_sidecar(
     guard: SecretValues | None = None,
     timeout: float = 60,
 ) -> SidecarResult:
-    """Run the installed ``secrets-sidecar`` console script as a real process."""
-    completed = subprocess.run(
-        [SIDECAR, *args], env=dict(env), capture_output=True, timeout=timeout, check=False
-    )
-    _PROCESS_OUTPUTS.extend([completed.stdout, completed.stderr])
-    if guard is not None:
-        guard.outputs += [completed.stdout, completed.stderr]
+    """Run the installed ``secrets-sidecar`` console script as a real process (``guard`` is accepted for
+    older callers: every output is scanned anyway)."""
+    del guard
+    completed = run_captured([SIDECAR, *args], env, timeout=timeout)
     return SidecarResult(completed.returncode, completed.stdout.decode(), completed.stderr.decode())
 
 

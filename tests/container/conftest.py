@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import DUMMY_CREDENTIALS, REGION, SecretValues, SidecarResult, record_process_output
+from tests.conftest import DUMMY_CREDENTIALS, REGION, SecretValues, SidecarResult, run_captured
 
 REPO = Path(__file__).resolve().parents[2]
 REQUIRE_ENV = "SIDECAR_REQUIRE_CONTAINER_TESTS"
@@ -253,9 +253,8 @@ def run_sidecar_container(
         command += ["--user", user]
     for key, value in {**fake_aws_env(), **settings}.items():
         command += ["-e", f"{key}={value}"]
-    completed = docker(*command, *extra, SIDECAR_IMAGE, *args, check=False)
-    record_process_output(completed.stdout.encode(), completed.stderr.encode())
-    return ContainerResult(completed.returncode, completed.stdout, completed.stderr)
+    completed = run_captured(["docker", *command, *extra, SIDECAR_IMAGE, *args], timeout=RUN_TIMEOUT_SECONDS)
+    return ContainerResult(completed.returncode, completed.stdout.decode(), completed.stderr.decode())
 
 
 def run_in_app(volume: str, user: str, *command: str, extra: Sequence[str] = ()) -> ContainerResult:

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import SecretValues, record_process_output
+from tests.conftest import SecretValues, run_captured
 from tests.container.conftest import REPO, REQUIRE_ENV, TAG, docker, run_in_app
 
 pytestmark = [pytest.mark.container, pytest.mark.slow]
@@ -56,10 +56,11 @@ class Project:
 
     def compose(self, *args: str, files: tuple[str, ...] = ("compose.yaml",)) -> subprocess.CompletedProcess[str]:
         flags = [item for file in files for item in ("-f", file)]
-        return subprocess.run(
-            [*self.command, *flags, *args], cwd=REPO, capture_output=True, text=True, timeout=300, check=False,
-            env={**os.environ, "IMAGE_TAG": TAG},
-        )
+        # Through run_captured: an attached `up` prints the sidecar's log, which the secrecy guard must read.
+        command = [*self.command, *flags, *args]
+        completed = run_captured(command, {**os.environ, "IMAGE_TAG": TAG}, cwd=REPO, timeout=300)
+        return subprocess.CompletedProcess(command, completed.returncode, completed.stdout.decode(),
+                                           completed.stderr.decode())
 
     def container(self, service: str) -> dict[str, Any] | None:
         ids = docker("ps", "-aq", "--filter", f"label=com.docker.compose.project={self.name}",
@@ -73,9 +74,8 @@ class Project:
     def logs(self, service: str) -> str:
         info = self.container(service)
         assert info is not None, f"no {service} container"
-        completed = docker("logs", info["Id"])
-        record_process_output(completed.stdout.encode(), completed.stderr.encode())
-        return completed.stdout + completed.stderr
+        completed = run_captured(["docker", "logs", info["Id"]])
+        return (completed.stdout + completed.stderr).decode()
 
     def volume(self) -> str:
         names = docker("volume", "ls", "-q", "--filter", f"label=com.docker.compose.project={self.name}").stdout
@@ -89,6 +89,7 @@ def project(images: tuple[str, str]) -> Iterator[Project]:
     try:
         yield project
     finally:
+        project.compose("logs", "--no-color", files=("compose.yaml", "compose.fail.yaml"))  # for the guard
         project.compose("down", "-v", "--remove-orphans", "-t", "2",
                         files=("compose.yaml", "compose.fail.yaml"))
 

@@ -7,7 +7,6 @@ import json
 import os
 import shlex
 import stat
-import subprocess
 import sys
 import tempfile
 from collections.abc import Mapping
@@ -16,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ACCOUNT, REGION, SIDECAR, SecretValues, SidecarResult, record_process_output, snapshot
+from tests.conftest import ACCOUNT, REGION, SIDECAR, SecretValues, SidecarResult, run_captured, snapshot
 
 NOBODY = 65534  # uid and gid of an unprivileged user that exists in every Debian-based image
 
@@ -145,20 +144,15 @@ def run_as(
     assert os.geteuid() == 0, "only root can start a process as another user"
     blocked = _blocked_ancestor()
     if blocked is None:
-        completed = subprocess.run(
-            [SIDECAR, *args], env=dict(env), user=uid, group=gid, extra_groups=[],
-            capture_output=True, timeout=timeout, check=False,
-        )
+        completed = run_captured([SIDECAR, *args], env, user=uid, group=gid, extra_groups=[], timeout=timeout)
     else:
         with tempfile.TemporaryDirectory(prefix="stash-") as stash:
             command = ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", _UNBLOCK, "sh",
                        *blocked, stash, str(uid), str(gid), SIDECAR, *args]
-            completed = subprocess.run(command, env=dict(env), capture_output=True, timeout=timeout, check=False)
+            completed = run_captured(command, env, timeout=timeout)
         setup_failed = completed.returncode == 125 and b"run_as-setup-failed" in completed.stderr
         if setup_failed or completed.stderr.startswith(b"unshare:"):
             pytest.skip(f"cannot start a process as {uid}:{gid} here: {completed.stderr.decode()[-300:]}")
-    guard.outputs += [completed.stdout, completed.stderr]
-    record_process_output(completed.stdout, completed.stderr)
     return SidecarResult(completed.returncode, completed.stdout.decode(), completed.stderr.decode())
 
 
@@ -171,10 +165,7 @@ def run_with_file_size_limit(env: Mapping[str, str], *args: str, limit: int, gua
     def limit_file_size() -> None:
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 
-    completed = subprocess.run([SIDECAR, *args], env=dict(env), capture_output=True, timeout=timeout, check=False,
-                               preexec_fn=limit_file_size)
-    guard.outputs += [completed.stdout, completed.stderr]
-    record_process_output(completed.stdout, completed.stderr)
+    completed = run_captured([SIDECAR, *args], env, timeout=timeout, preexec_fn=limit_file_size)
     return SidecarResult(completed.returncode, completed.stdout.decode(), completed.stderr.decode())
 
 
@@ -198,15 +189,13 @@ def run_with_private_mount(env: Mapping[str, str], mount: str, directory: Path, 
         f'{keep_tree}'
         'printf "\\n--listing--\\n" >&2; ls -A "$dir" >&2\nexit $code\n'
     )
-    completed = subprocess.run(
+    completed = run_captured(
         ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", script, "sh", str(directory), SIDECAR],
-        env=dict(env), capture_output=True, timeout=timeout, check=False,
+        env, timeout=timeout,
     )
     if (completed.returncode == 125 and b"mount-setup-failed" in completed.stderr) or completed.stderr.startswith(
             b"unshare:"):
         pytest.skip(f"cannot mount in a private namespace here: {completed.stderr.decode()[-300:]}")
-    guard.outputs += [completed.stdout, completed.stderr]
-    record_process_output(completed.stdout, completed.stderr)
     stderr, _, listing = completed.stderr.decode().rpartition("\n--listing--\n")
     result = SidecarResult(completed.returncode, completed.stdout.decode(), stderr)
     return result, listing.split()

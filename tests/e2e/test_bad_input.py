@@ -225,8 +225,10 @@ def test_json_key_missing_names_the_key_not_the_value(aws: Any, previous: Path, 
     ("not json at all -- plain-text-secret", {"valueFrom": "{arn}", "expand": True}, "expand needs a JSON object"),
     ('["a-list-value", "another-list-value"]', {"valueFrom": "{arn}", "expand": True}, "holds a JSON list"),
     ('{"key": "nested-string-value"}', {"valueFrom": "{arn}:key::", "expand": True}, "is not JSON"),
-    ('{"../escape": "escape-value-1"}', {"valueFrom": "{arn}", "expand": True}, "'../escape' cannot be a file name"),
-    ('{"..data": "reserved-value-1"}', {"valueFrom": "{arn}", "expand": True}, "'..data' cannot be a file name"),
+    ('{"../escape": "escape-value-1"}', {"valueFrom": "{arn}", "expand": True},
+     "key #1 of the JSON secret cannot be a file name"),
+    ('{"ok": "reserved-value-0", "..data": "reserved-value-1"}', {"valueFrom": "{arn}", "expand": True},
+     "key #2 of the JSON secret cannot be a file name: it has a component beginning with '..'"),
 ], ids=["json-key-not-json", "expand-not-json", "expand-list", "key-then-expand-string", "expand-key-escapes",
         "expand-key-reserved"])
 def test_json_secret_that_is_not_what_the_reference_needs(

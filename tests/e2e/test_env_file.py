@@ -65,7 +65,7 @@ def test_env_file_restores_exact_bytes_in_posix_shells(
     assert exported["ONE_KEY"] == NASTY["DOLLARS"]
     assert os.readlink(outdir / "app.env") == "..data/app.env"
     assert owner_and_mode(outdir / "app.env") == (1000, 1001, "0440")
-    assert {e["name"] for e in result.events if e["event"] == "file"} >= {"app.env", "SIMPLE", "APP/QUOTES"}
+    assert {e["name"] for e in result.events if e["event"] == "file"} >= {"app.env", "SIMPLE", "APP/<key #1>"}
 
 
 def test_two_files_that_would_share_one_variable_are_an_error(
@@ -81,7 +81,7 @@ def test_two_files_that_would_share_one_variable_are_an_error(
     result = run_sidecar(env, guard=secret_values)
 
     # Files APP/X and APP_X are distinct, but the env file could only hold one APP_X: the shell keeps the last.
-    assert_failed(result, 3, "APP_X", "'APP/X'", "'APP_X'")
+    assert_failed(result, 3, "'APP/<key #1>'", "'APP_X'")
     assert full_state(previous) == before
 
 

@@ -14,18 +14,16 @@ import pytest
 import sidecar.lint as lint_package
 from sidecar.lint import Finding, model
 from sidecar.lint.command import lint_command
-from tests.conftest import SIDECAR
+from tests.conftest import SIDECAR, Completed, run_captured
 
 from .tasks import EXAMPLES, container, good_task, refresh_task, set_env
 
 FARGATE = EXAMPLES / "fargate.json"
 
 
-def lint_process(*args: str, stdin: str | bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+def lint_process(*args: str, stdin: str | bytes | None = None) -> Completed:
     data = stdin.encode() if isinstance(stdin, str) else stdin
-    return subprocess.run(
-        [SIDECAR, "lint-task-definition", *args], input=data, capture_output=True, timeout=60, check=False
-    )
+    return run_captured([SIDECAR, "lint-task-definition", *args], input=data, timeout=60)
 
 
 def write(tmp_path: Path, task: dict[str, Any]) -> str:

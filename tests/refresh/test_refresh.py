@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import SIDECAR, SecretValues, record_process_output, run_sidecar, sidecar_env, snapshot
+from tests.conftest import SIDECAR, SecretValues, run_sidecar, sidecar_env, snapshot, spawn
 
 pytestmark = pytest.mark.slow
 
@@ -24,16 +24,13 @@ class Sidecar:
     """A long-running sidecar process whose log events can be awaited."""
 
     def __init__(self, env: dict[str, str]) -> None:
-        self.process = subprocess.Popen([SIDECAR], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.process = spawn([SIDECAR], env)
         self.events: list[dict[str, Any]] = []
-        self.raw: list[bytes] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
 
     def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.raw.append(line)
+        for line in self.process.follow_stdout():
             if line.startswith(b"{"):
                 self.events.append(json.loads(line))
 
@@ -53,11 +50,6 @@ class Sidecar:
             self.process.send_signal(signal.SIGTERM)
         code = self.process.wait(timeout=10)
         self._reader.join(timeout=5)
-        assert self.process.stderr is not None and self.process.stdout is not None
-        if not self.process.stderr.closed:
-            record_process_output(b"".join(self.raw), self.process.stderr.read())
-            self.process.stderr.close()
-            self.process.stdout.close()
         return code
 
 
@@ -80,12 +72,16 @@ def start(sidecars: list[Sidecar], env: dict[str, str]) -> Sidecar:
 @pytest.fixture
 def seeded(aws: Any, secret_values: SecretValues) -> dict[str, str]:
     db = aws.secretsmanager.create_secret(
-        Name="app/db", SecretString=secret_values.add(json.dumps({"username": "app", "password": "pw-one-111"}))
+        Name="app/db", SecretString=secret_values.add(json.dumps({"username": "app", "password": "pw-one-111"}),
+                                                      keys_named_in_config=CONFIGURED_KEYS)
     )
     aws.ssm.put_parameter(Name="/app/token", Value=secret_values.add("token-one-111"), Type="SecureString")
     aws.s3.create_bucket(Bucket="cfg", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
     aws.s3.put_object(Bucket="cfg", Key="app.conf", Body=secret_values.add(b"conf-one-111"))
     return {"db": db["ARN"], "token": "/app/token", "conf": "s3://cfg/app.conf"}
+
+
+CONFIGURED_KEYS = ("username", "password")  # refresh_env's configuration names these keys itself
 
 
 def refresh_env(moto: str, out: Path, refs: dict[str, str], **extra: str) -> dict[str, str]:
@@ -115,7 +111,9 @@ def test_rotation_reaches_the_files_within_an_interval(
     assert [e for e in sidecar.events if e["event"] == "refreshed"] == []
 
     aws.secretsmanager.put_secret_value(
-        SecretId=seeded["db"], SecretString=secret_values.add(json.dumps({"username": "app", "password": "pw/two"}))
+        SecretId=seeded["db"],
+        SecretString=secret_values.add(json.dumps({"username": "app", "password": "pw/two"}),
+                                       keys_named_in_config=CONFIGURED_KEYS),
     )
     aws.ssm.put_parameter(Name="/app/token", Value=secret_values.add("token-two-222"), Type="SecureString",
                           Overwrite=True)
@@ -256,3 +254,30 @@ def test_the_app_is_notified_by_command_and_by_signal(
     finally:
         app.kill()
         app.wait()
+
+
+@pytest.mark.parametrize("bad_key", ["../hostile-escape", "k" * 400, "line-one\nline-two-hostile"],
+                         ids=["dot-dot", "400-chars", "newline"])
+def test_a_rejected_key_is_named_by_position_in_the_log_the_health_file_and_the_healthcheck(
+    bad_key: str, moto: str, aws: Any, tmp_path: Path, secret_values: SecretValues, sidecars: list[Sidecar]
+) -> None:
+    """A JSON key is secret content: a key that cannot be a file name is reported by its position."""
+    arn = aws.secretsmanager.create_secret(
+        Name="app/keys", SecretString=secret_values.add(json.dumps({"first-good-key": "good-value-1"})))["ARN"]
+    env = sidecar_env(moto, SIDECAR_OUTPUT_DIR=str(tmp_path), SIDECAR_REFRESH_INTERVAL="1",
+                      SIDECAR_SECRETS=json.dumps([{"name": "db", "valueFrom": arn, "expand": True}]))
+    sidecar = start(sidecars, env)
+    sidecar.wait_for("refresh_started")
+    bad = json.dumps({"first-good-key": "good-value-2", bad_key: "bad-key-value"})
+    aws.secretsmanager.put_secret_value(SecretId=arn, SecretString=secret_values.add(bad))
+    failed = sidecar.wait_for("refresh_failed", timeout=10)
+    assert failed["reason"].startswith("'db': key #2 of the JSON secret cannot be a file name: it ")
+    health = (tmp_path / "..health.json").read_bytes()
+    report = run_sidecar(env, "healthcheck")
+    assert sidecar.stop() == 0
+    assert b"key #2 of the JSON secret" in health
+    assert "key #2 of the JSON secret" in report.stdout
+    shown = {bad_key, repr(bad_key)[1:-1], json.dumps(bad_key)[1:-1], "first-good-key", "hostile", "kkkk"}
+    for text in shown:
+        assert text.encode() not in health, text
+        assert text not in report.stdout + report.stderr, text

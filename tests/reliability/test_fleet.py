@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import time
 from collections import Counter
@@ -11,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import SIDECAR, SecretValues, SidecarResult, record_process_output, sidecar_env
+from tests.conftest import SIDECAR, SecretValues, SidecarResult, sidecar_env, spawn
 from tests.e2e.faultproxy import FaultProxy, quota
 from tests.e2e.helpers import assert_ok
 from tests.reliability.common import BATCH_GET, GET_PARAMETERS, GET_SECRET, MixedSet, figure, written
@@ -42,17 +43,14 @@ def test_thirty_sidecars_at_once_under_batch_quotas_all_succeed(
         out.mkdir()
         env = sidecar_env(proxy.url, SIDECAR_OUTPUT_DIR=str(out), SIDECAR_SECRETS=data.secrets,
                           SIDECAR_SM_BATCH="always", SIDECAR_TIMEOUT=str(DEADLINE_SECONDS))
-        processes.append(subprocess.Popen([SIDECAR], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE))
+        processes.append(spawn([SIDECAR], env))
     results: list[SidecarResult] = []
     for process in processes:
-        try:
-            stdout, stderr = process.communicate(timeout=DEADLINE_SECONDS + 30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            stdout, stderr = process.communicate()
-        record_process_output(stdout, stderr)
-        secret_values.outputs += [stdout, stderr]
-        results.append(SidecarResult(process.returncode, stdout.decode(), stderr.decode()))
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=DEADLINE_SECONDS + 30)
+        process.kill()
+        code = process.wait()
+        results.append(SidecarResult(code, process.stdout().decode(), process.stderr().decode()))
     last_done = time.monotonic() - started
 
     dones = [assert_ok(result) for result in results]

@@ -7,14 +7,13 @@ import json
 import os
 import random
 import signal
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import REGION, SIDECAR, SecretValues, record_process_output, run_sidecar, sidecar_env
+from tests.conftest import REGION, SIDECAR, SecretValues, run_sidecar, sidecar_env, spawn
 from tests.e2e.faultproxy import FaultProxy
 from tests.e2e.helpers import NOBODY, assert_failed, assert_ok, full_state, payload_dirs, run_as, secrets_json
 from tests.reliability.common import assert_clean, figure
@@ -159,7 +158,7 @@ def _kill_during_commit(env: dict[str, str], directory: Path, delay: float | Non
     exited first), its output, and the seconds from the payload's appearance to the kill or, with ``None``,
     to the commit point."""
     before = set(payload_dirs(directory))
-    process = subprocess.Popen([SIDECAR], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    process = spawn([SIDECAR], env, merge_stderr=True)
     state, window = "timeout", 0.0
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and process.poll() is None:
@@ -170,9 +169,8 @@ def _kill_during_commit(env: dict[str, str], directory: Path, delay: float | Non
                 while process.poll() is None and os.readlink(directory / "..data") == previous:
                     time.sleep(0.0005)
                 window = time.monotonic() - appeared
-                output = process.communicate(timeout=60)[0]
-                record_process_output(output)
-                return "finished", output, window
+                process.wait(timeout=60)
+                return "finished", process.stdout(), window
             time.sleep(delay)
             window = time.monotonic() - appeared
             state = "finished"
@@ -183,9 +181,8 @@ def _kill_during_commit(env: dict[str, str], directory: Path, delay: float | Non
         time.sleep(0.0005)
     if process.poll() is None:
         process.kill()
-    output, _ = process.communicate(timeout=30)
-    record_process_output(output)
-    return state, output, window
+    process.wait(timeout=30)
+    return state, process.stdout(), window
 
 
 @pytest.mark.slow

@@ -59,13 +59,46 @@ def test_expand_writes_one_file_per_key() -> None:
     assert {f.mode for f in result.files} == {0o440}
 
 
-@pytest.mark.parametrize("bad_key", ["../x", "a/b", "", "..hidden", "x\x00"])
-def test_expand_rejects_keys_that_are_not_file_names(bad_key: str) -> None:
+@pytest.mark.parametrize(("bad_key", "why"), [
+    ("../x", "beginning with '..'"), ("a/b", "contains '/' or NUL"), ("", "empty path component"),
+    ("..hidden-key", "beginning with '..'"), ("x\x00", "contains '/' or NUL"), ("k" * 400, "longer than 255 bytes"),
+    ("line-one\nline-two", "control character"),
+])
+def test_expand_rejects_keys_that_are_not_file_names_without_showing_them(bad_key: str, why: str) -> None:
+    """A key is secret content: the message says which key (its position) and why, never the key."""
     settings = settings_for({"name": "db", "valueFrom": ARN, "expand": True})
+    document = {"good": "s3cr3t-value", bad_key: "s3cr3t-value"}
     with pytest.raises(FetchError) as caught:
-        render(settings, {settings.entries[0].reference.target: fetched(json.dumps({bad_key: "s3cr3t-value"}))})
-    assert "cannot be a file name" in caught.value.message
+        render(settings, {settings.entries[0].reference.target: fetched(json.dumps(document))})
+    assert caught.value.message.startswith("'db': key #2 of the JSON secret cannot be a file name: it ")
+    assert why in caught.value.message
     assert "s3cr3t" not in caught.value.message
+    parts = {bad_key, *bad_key.split("/"), *bad_key.split("\n"), repr(bad_key)[1:-1]}
+    for part in [p for p in parts if len(p) >= 3]:
+        assert part not in caught.value.message, part
+
+
+def test_files_of_expanded_keys_are_shown_by_position() -> None:
+    expand = {"name": "db", "valueFrom": ARN, "expand": True}
+    settings = settings_for(expand, SIDECAR_ENV_FILE="app.env")
+    target = settings.entries[0].reference.target
+    files = render(settings, {target: fetched(json.dumps({"port": "1", "user_key_text": "x"}))}).files
+    assert [(f.path, f.shown) for f in files[:2]] == [("db/port", "db/<key #1>"), ("db/user_key_text", "db/<key #2>")]
+    with pytest.raises(FetchError) as caught:
+        render(settings, {target: fetched(json.dumps({"port": "1", "user-key-text": "x"}))})
+    assert caught.value.message == (
+        "'db': the name of 'db/<key #2>' cannot be an environment variable name in the env file")
+    twice = settings_for(expand, {"name": "db_user_key_text", "valueFrom": "/p/a"}, SIDECAR_ENV_FILE="app.env")
+    with pytest.raises(FetchError) as caught:
+        render(twice, {target: fetched(json.dumps({"user_key_text": "x"})),
+                       twice.entries[1].reference.target: fetched(b"y")})
+    assert "'db/<key #1>' and 'db_user_key_text' would both be the same variable" in caught.value.message
+    inside = settings_for(expand, {"name": "db/user_key_text", "valueFrom": "/p/a"})
+    with pytest.raises(FetchError) as caught:
+        render(inside, {target: fetched(json.dumps({"user_key_text": "x"})),
+                        inside.entries[1].reference.target: fetched(b"y")})
+    assert caught.value.message == (
+        "expanded keys collide: names 'db/<key #1>' and 'db/user_key_text' are the same file")
 
 
 @pytest.mark.parametrize(
