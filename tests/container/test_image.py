@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from sidecar import __version__
+from tests.conftest import run_captured
 from tests.container.conftest import BASE_IMAGE, SIDECAR_IMAGE, SIDECAR_UID, docker, source_revision
 
 pytestmark = [pytest.mark.container, pytest.mark.slow]
@@ -56,7 +57,8 @@ def test_labels_carry_the_package_version_and_the_revision(images: tuple[str, st
     labels = json.loads(docker("image", "inspect", SIDECAR_IMAGE).stdout)[0]["Config"]["Labels"]
     assert labels["org.opencontainers.image.version"] == __version__
     assert labels["org.opencontainers.image.revision"] == source_revision() != "unknown"
-    reported = docker("run", "--rm", "--read-only", "--network", "none", SIDECAR_IMAGE, "--version").stdout
+    reported = run_captured(["docker", "run", "--rm", "--read-only", "--network", "none", SIDECAR_IMAGE,
+                             "--version"]).stdout.decode()
     assert reported.split() == ["secrets-sidecar", __version__]
 
 

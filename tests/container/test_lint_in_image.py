@@ -4,10 +4,10 @@ traceback. The task definitions are mounted read-only; the container has no netw
 from __future__ import annotations
 
 import json
-import subprocess
 
 import pytest
 
+from tests.conftest import Completed, run_captured
 from tests.container.conftest import LABEL, REPO, RUN_TIMEOUT_SECONDS, SIDECAR_IMAGE
 
 pytestmark = [pytest.mark.container, pytest.mark.slow]
@@ -15,11 +15,11 @@ pytestmark = [pytest.mark.container, pytest.mark.slow]
 EXAMPLES = REPO / "task-definitions"
 
 
-def lint_in_image(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(
+def lint_in_image(*args: str, stdin: bytes | None = None) -> Completed:
+    return run_captured(
         ["docker", "run", "--rm", "-i", "--read-only", "--network", "none", "--label", LABEL,
          "-v", f"{EXAMPLES}:/task-definitions:ro", SIDECAR_IMAGE, "lint-task-definition", *args],
-        input=stdin, capture_output=True, timeout=RUN_TIMEOUT_SECONDS, check=False,
+        input=stdin, timeout=RUN_TIMEOUT_SECONDS,
     )
 
 
