@@ -16,7 +16,7 @@ from typing import Any, Final, Literal, TypedDict
 
 from sidecar.access import Access, env_file_problem, world_readable_warning
 from sidecar.errors import ConfigError
-from sidecar.names import collision_problems, is_env_name, name_problem
+from sidecar.names import NOT_UTF8, collision_problems, is_env_name, is_utf8, name_problem
 from sidecar.references import Reference, parse_value_from
 from sidecar.template import Template, parse_template
 
@@ -27,6 +27,9 @@ DEFAULT_FILE_MODE: Final = 0o400
 DEFAULT_TIMEOUT_SECONDS: Final = 60.0
 DEFAULT_MAX_BYTES: Final = 1024 * 1024
 DEFAULT_CONCURRENCY: Final = 8
+# Upper bounds: a duration past these is a typo, and past ~9e9 s the process's waits overflow.
+MAX_SECONDS: Final = 7 * 24 * 3600  # SIDECAR_TIMEOUT, SIDECAR_REFRESH_INTERVAL, SIDECAR_HEALTH_MAX_AGE
+MAX_MAX_BYTES: Final = 1024**3  # SIDECAR_MAX_BYTES: no secret comes near it; memory is bounded by it
 MAX_CONCURRENCY: Final = 64  # threads and pooled connections; far past any quota's useful parallelism
 ECS_MAX_START_TIMEOUT_SECONDS: Final = 120
 
@@ -252,6 +255,8 @@ def _read_config_file(path: str) -> dict[str, Any]:
             text = handle.read()
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    except ValueError:  # a NUL, or a lone surrogate no file name can hold
+        raise ConfigError(f"cannot read config file {path!r}: not a valid path") from None
     data = _parse_json(text, f"config file {path}")
     if not isinstance(data, dict):
         raise ConfigError(f"config file {path} must hold a JSON object")
@@ -264,6 +269,8 @@ def _read_config_file(path: str) -> dict[str, Any]:
 def _parse_json(text: str | bytes, what: str) -> Any:
     try:
         return json.loads(text)
+    except RecursionError:
+        raise ConfigError(f"{what} is JSON nested too deeply to read") from None
     except (ValueError, UnicodeDecodeError) as exc:
         position = f" at line {exc.lineno} column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
         reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "not UTF-8"
@@ -365,6 +372,8 @@ def _template_entry(where: str, raw: dict[str, Any], defaults: _EntryDefaults) -
     text = raw["template"] if "template" in raw else _read_template_file(where, raw["templateFile"])
     if not isinstance(text, str):
         raise ConfigError(f"{where}: template must be a string")
+    if "\x00" in text or not is_utf8(text):
+        raise ConfigError(f"{where}: the template is not text: it holds a NUL character or is not valid UTF-8")
     template = parse_template(text, where)
     inputs = raw.get("inputs")
     if not isinstance(inputs, dict) or not inputs:
@@ -394,8 +403,8 @@ def _template_entry(where: str, raw: dict[str, Any], defaults: _EntryDefaults) -
 
 
 def _read_template_file(where: str, path: object) -> str:
-    if not isinstance(path, str) or not path:
-        raise ConfigError(f"{where}: templateFile must be a path")
+    if not isinstance(path, str) or not path or "\x00" in path or not is_utf8(path):
+        raise ConfigError(f"{where}: templateFile must be a path (UTF-8, without NUL)")
     try:
         with open(path, encoding="utf-8") as handle:
             return handle.read()
@@ -474,15 +483,17 @@ def _parse_mode(source: str, raw: object) -> int:
     return mode
 
 
-def _parse_int(source: str, raw: object, minimum: int) -> int:
+def _parse_int(source: str, raw: object, minimum: int, maximum: int | None = None) -> int:
     if isinstance(raw, bool) or not isinstance(raw, (int, str)):
-        raise ConfigError(f"{source}: {raw!r} is not a whole number")
+        raise ConfigError(f"{source}: {_shown(raw)} is not a whole number")
     try:
         value = int(raw)
     except ValueError:
-        raise ConfigError(f"{source}: {raw!r} is not a whole number") from None
+        raise ConfigError(f"{source}: {_shown(raw)} is not a whole number") from None
     if value < minimum:
-        raise ConfigError(f"{source}: {value} is below the minimum of {minimum}")
+        raise ConfigError(f"{source}: {_shown(value)} is below the minimum of {minimum}")
+    if maximum is not None and value > maximum:
+        raise ConfigError(f"{source}: {_shown(value)} is above the maximum of {maximum}")
     return value
 
 
@@ -502,11 +513,19 @@ def _parse_id(source: str, raw: object) -> int:
 def _parse_timeout(source: str, raw: object) -> float:
     try:
         value = float(raw) if isinstance(raw, (int, float, str)) and not isinstance(raw, bool) else None
-    except ValueError:
+    except (ValueError, OverflowError):  # OverflowError: an integer past any float
         value = None
     if value is None or not value > 0 or value == float("inf"):
-        raise ConfigError(f"{source}: {raw!r} is not a positive number of seconds")
+        raise ConfigError(f"{source}: {_shown(raw)} is not a positive number of seconds")
+    if value > MAX_SECONDS:
+        raise ConfigError(f"{source}: {value:g} seconds is more than the maximum of {MAX_SECONDS} (one week)")
     return value
+
+
+def _shown(raw: object, limit: int = 40) -> str:
+    """A configuration value as messages quote it: repr, cut short (a 5,000-digit number is one line too)."""
+    text = repr(raw)
+    return text if len(text) <= limit else f"{text[:limit]}..."
 
 
 def _choice(choices: tuple[str, ...]) -> Callable[[str, object], str]:
@@ -522,6 +541,8 @@ def _choice(choices: tuple[str, ...]) -> Callable[[str, object], str]:
 def _parse_output_dir(source: str, raw: object) -> str:
     if not isinstance(raw, str) or not raw or "\x00" in raw:
         raise ConfigError(f"{source}: must be a directory path")
+    if not is_utf8(raw):
+        raise ConfigError(f"{source}: the directory path {NOT_UTF8}")
     return raw
 
 
@@ -550,7 +571,7 @@ def _parse_signal(source: str, raw: object) -> int:
 
 
 def _parse_process_name(source: str, raw: object) -> str:
-    if not isinstance(raw, str) or not raw or "/" in raw or "\x00" in raw:
+    if not isinstance(raw, str) or not raw or "/" in raw or "\x00" in raw or not is_utf8(raw):
         raise ConfigError(f"{source}: must be a process name such as nginx")
     return raw
 
@@ -559,6 +580,10 @@ def _parse_command(source: str, raw: object) -> tuple[str, ...]:
     value = _parse_json(raw, source) if isinstance(raw, str) else raw
     if not isinstance(value, list) or not value or not all(isinstance(a, str) and a for a in value):
         raise ConfigError(f"{source}: must be a JSON array of strings, e.g. [\"/usr/bin/reload\", \"--now\"]")
+    for position, argument in enumerate(value):
+        # exec() cannot pass either: refused now rather than at the first rotation.
+        if "\x00" in argument or not is_utf8(argument):
+            raise ConfigError(f"{source}: argument #{position} holds a NUL character or is not valid UTF-8")
     return tuple(value)
 
 
@@ -570,7 +595,7 @@ _PARSERS: Final[dict[str, Callable[[str, object], Any]]] = {
     "timeout": _parse_timeout,
     "logLevel": _choice(LOG_LEVELS),
     "logFormat": _choice(("json", "console")),
-    "maxBytes": lambda source, raw: _parse_int(source, raw, 1),
+    "maxBytes": lambda source, raw: _parse_int(source, raw, 1, MAX_MAX_BYTES),
     "envFile": _parse_env_file,
     "smBatch": _choice(("auto", "always", "never")),
     "concurrency": lambda source, raw: _parse_at_most(source, _parse_int(source, raw, 1), MAX_CONCURRENCY),

@@ -14,6 +14,17 @@ MAX_COMPONENT_BYTES: Final = 255
 MAX_NAME_BYTES: Final = 1024
 RESERVED_PREFIX: Final = ".."  # the committed set's internals and the manifest live under such names
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# A lone surrogate: a JSON "\ud800" escape, or an environment variable's invalid UTF-8 bytes as Python decodes them.
+NOT_UTF8: Final = "is not valid UTF-8 text (it holds a lone surrogate or undecodable bytes)"
+
+
+def is_utf8(text: str) -> bool:
+    """Whether ``text`` is valid Unicode text, so that a file name made of it is valid UTF-8."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def name_problem(name: object) -> str | None:
@@ -22,6 +33,8 @@ def name_problem(name: object) -> str | None:
         return "must be a non-empty string"
     if "\x00" in name:
         return "contains a NUL character"
+    if not is_utf8(name):
+        return NOT_UTF8
     if name.startswith("/"):
         return "is absolute; names are relative to the output directory"
     if len(name.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES:
@@ -43,6 +56,8 @@ def component_problem(component: str) -> str | None:
         return "has a component beginning with '..' (reserved for the sidecar's own files)"
     if "/" in component or "\x00" in component:
         return "contains '/' or NUL"
+    if not is_utf8(component):
+        return NOT_UTF8
     if len(component.encode("utf-8", "surrogatepass")) > MAX_COMPONENT_BYTES:
         return f"has a component longer than {MAX_COMPONENT_BYTES} bytes"
     if any(unicodedata.category(char) == "Cc" for char in component):
