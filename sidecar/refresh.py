@@ -24,6 +24,9 @@ from sidecar.run import Job, plan_for
 
 JITTER: Final = 0.1  # each wait is the interval +-10 %
 FAILURE_BACKOFF_BASE_SECONDS: Final = 5.0
+# 5 s doubled 20 times is 60 days, past any interval (at most a week): more doublings change nothing, and
+# 5.0 * 2 ** 1100 would not fit in a float.
+MAX_BACKOFF_DOUBLINGS: Final = 20
 
 
 class Stopping(BaseException):
@@ -32,7 +35,8 @@ class Stopping(BaseException):
 
 def next_delay(interval: float, failures: int, rng: random.Random) -> float:
     """The wait before the next cycle: the interval with jitter, or a shorter backoff after failures."""
-    base = interval if failures == 0 else min(interval, FAILURE_BACKOFF_BASE_SECONDS * 2 ** (failures - 1))
+    doublings = min(failures - 1, MAX_BACKOFF_DOUBLINGS)
+    base = interval if failures == 0 else min(interval, FAILURE_BACKOFF_BASE_SECONDS * 2**doublings)
     return base * rng.uniform(1 - JITTER, 1 + JITTER)
 
 
