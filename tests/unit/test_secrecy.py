@@ -39,6 +39,14 @@ def test_log_events_redact_secret_and_raw_bytes() -> None:
     assert "hunter2" not in stream.getvalue()
 
 
+@pytest.fixture
+def own_session(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The values these tests register stay here: registered for the session, "5432" would fail every later
+    test whose output holds that number for reasons of its own (an account id)."""
+    monkeypatch.setattr(conftest, "_SESSION_VALUES", set())
+
+
+@pytest.mark.usefixtures("own_session")
 def test_the_guard_finds_values_in_output_including_json_members() -> None:
     guard = SecretValues()
     guard.add(json.dumps({"password": "member-secret", "port": 5432}))
@@ -73,6 +81,7 @@ def test_the_guard_finds_every_encoded_form_of_a_value() -> None:
         assert SecretValues(values=leak_forms(lone_surrogate), outputs=[output]).leaks(), output
 
 
+@pytest.mark.usefixtures("own_session")
 def test_the_guard_walks_nested_json_and_registers_keys() -> None:
     guard = SecretValues()
     guard.add(json.dumps({"outer": {"deep-secret-key": ["list-member-secret", {"k": 987654}]}}))
