@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import REGION, SecretValues, record_process_output
+from tests.conftest import REGION, Completed, SecretValues, run_captured
 from tests.container.conftest import APP_IMAGE, MOTO_IMAGE, REPO, SIDECAR_IMAGE, docker
 from tests.ecs.harness import NEVER_STARTED, compose_command
 from tests.ecs.stand_in import FAST_HEALTH_INTERVAL, checker_command, expected_files, readers, sidecars
@@ -28,6 +28,10 @@ SIDECAR_IN_EXAMPLES = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/ecs-secrets-
 APP_IN_EXAMPLES = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/my-app:1.0.0"
 
 
+def _text(completed: Completed) -> subprocess.CompletedProcess[str]:
+    return subprocess.CompletedProcess([], completed.returncode, completed.stdout.decode(), completed.stderr.decode())
+
+
 class Generated:
     def __init__(self, directory: Path) -> None:
         self.name = f"ssccompose{secrets.token_hex(4)}"
@@ -36,17 +40,17 @@ class Generated:
     def generate(self, example: str, *extra: str) -> subprocess.CompletedProcess[str]:
         from tests.conftest import SIDECAR
 
-        return subprocess.run(
+        return _text(run_captured(
             [SIDECAR, "compose", str(REPO / "task-definitions" / example), "-o", str(self.directory), "--moto",
              "--image", f"{SIDECAR_IN_EXAMPLES}={SIDECAR_IMAGE}", "--image", f"{APP_IN_EXAMPLES}={APP_IMAGE}",
              "--image", f"motoserver/moto:5.2.5={MOTO_IMAGE}", *extra],
-            capture_output=True, text=True, timeout=60, check=False,
-        )
+            timeout=60,
+        ))
 
     def compose(self, *args: str) -> subprocess.CompletedProcess[str]:
         files = ["-f", str(self.directory / "compose.yaml"), "-f", str(self.directory / "override.yaml")]
-        return subprocess.run([*compose_command(), "-p", self.name, *files, *args], capture_output=True, text=True,
-                              timeout=300, check=False)
+        # Through run_captured: an attached `up` prints the sidecar's log, which the secrecy guard must read.
+        return _text(run_captured([*compose_command(), "-p", self.name, *files, *args], timeout=300))
 
     def container(self, service: str) -> dict[str, Any]:
         (found,) = docker("ps", "-aq", "--filter", f"label=com.docker.compose.project={self.name}",
@@ -55,9 +59,8 @@ class Generated:
         return info
 
     def logs(self, service: str) -> str:
-        completed = docker("logs", self.container(service)["Id"])
-        record_process_output(completed.stdout.encode(), completed.stderr.encode())
-        return completed.stdout + completed.stderr
+        completed = run_captured(["docker", "logs", self.container(service)["Id"]])
+        return (completed.stdout + completed.stderr).decode()
 
 
 @pytest.fixture
