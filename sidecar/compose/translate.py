@@ -94,14 +94,14 @@ class Translation:
 
 def translate(task: Mapping[str, Any], options: Options) -> Translation:
     notes: list[Note] = []
-    definitions = [c for c in task.get("containerDefinitions") or [] if isinstance(c, Mapping)]
+    definitions = _objects(task.get("containerDefinitions"))
     names = [str(c.get("name", f"container{i}")) for i, c in enumerate(definitions)]
     region = options.region or _region_of(task) or DEFAULT_REGION
     volumes, volume_kinds = _volumes(task, notes)
     services: dict[str, Any] = {}
     waited_on = {
-        d.get("containerName") for c in definitions for d in c.get("dependsOn") or []
-        if isinstance(d, Mapping) and d.get("condition") in ("SUCCESS", "COMPLETE", "HEALTHY")
+        d.get("containerName") for c in definitions for d in _objects(c.get("dependsOn"))
+        if d.get("condition") in ("SUCCESS", "COMPLETE", "HEALTHY")
     }
     context = _Context(names, volume_kinds, options, waited_on, notes=notes)
     for name, container in zip(names, definitions, strict=True):
@@ -122,6 +122,11 @@ def translate(task: Mapping[str, Any], options: Options) -> Translation:
         document["volumes"] = volumes
     unused = sorted(set(options.images) - used_images)
     return Translation(document, list(dict.fromkeys(notes)), [_service(n) for n in names], plan, unused)
+
+
+def _objects(value: object) -> list[Mapping[str, Any]]:
+    """The objects of a JSON array; anything else (a wrong type the linter reports) counts as empty."""
+    return [item for item in value if isinstance(item, Mapping)] if isinstance(value, list) else []
 
 
 def _service(name: str) -> str:
@@ -155,9 +160,9 @@ def _container(name: str, container: Mapping[str, Any], context: _Context) -> di
     if mounts:
         service["volumes"] = mounts
     sources = [
-        f"{_service(v['sourceContainer'])}:{'ro' if v.get('readOnly') else 'rw'}"
-        for v in container.get("volumesFrom") or []
-        if isinstance(v, Mapping) and v.get("sourceContainer") in context.names
+        f"{_service(str(v['sourceContainer']))}:{'ro' if v.get('readOnly') else 'rw'}"
+        for v in _objects(container.get("volumesFrom"))
+        if v.get("sourceContainer") in context.names
     ]
     if sources:
         service["volumes_from"] = sources
@@ -179,7 +184,7 @@ def _process(container: Mapping[str, Any], service: dict[str, Any]) -> None:
             service[target] = [_escape(str(w)) for w in words]
     environment = {
         str(e["name"]): _escape(str(e.get("value", "")))
-        for e in container.get("environment") or [] if isinstance(e, Mapping) and "name" in e
+        for e in _objects(container.get("environment")) if "name" in e
     }
     if environment:
         service["environment"] = environment
@@ -232,22 +237,26 @@ def _linux_parameters(name: str, parameters: object, service: dict[str, Any], no
         for key, target in (("add", "cap_add"), ("drop", "cap_drop")):
             if isinstance(capabilities.get(key), list):
                 service[target] = [str(c) for c in capabilities[key]]
-    tmpfs = parameters.get("tmpfs")
-    if isinstance(tmpfs, list):
-        service["tmpfs"] = [
-            f"{t['containerPath']}:size={t.get('size', 1)}m" + "".join(f",{o}" for o in t.get("mountOptions", []))
-            for t in tmpfs if isinstance(t, Mapping) and "containerPath" in t
-        ]
+    mounts = [_tmpfs(t) for t in _objects(parameters.get("tmpfs")) if isinstance(t.get("containerPath"), str)]
+    if mounts:
+        service["tmpfs"] = mounts
     for key in sorted(set(parameters) - {"initProcessEnabled", "capabilities", "tmpfs"}):
         notes.append(Note("unmapped", name, f"linuxParameters.{key}", "not mapped: it has no effect locally"))
+
+
+def _tmpfs(mount: Mapping[str, Any]) -> str:
+    """``path:size=<MiB>m,<options>``: Docker's --tmpfs syntax for an ECS tmpfs mount (size in MiB)."""
+    options = mount.get("mountOptions")
+    extra = "".join(f",{o}" for o in options) if isinstance(options, list) else ""
+    return _escape(f"{mount['containerPath']}:size={mount.get('size', 1)}m{extra}")
 
 
 def _volumes(task: Mapping[str, Any], notes: list[Note]) -> tuple[dict[str, Any], dict[str, str]]:
     """Compose volumes, and the kind of each task volume: ``volume`` (named) or a host path (bind)."""
     volumes: dict[str, Any] = {}
     kinds: dict[str, str] = {}
-    for volume in task.get("volumes") or []:
-        if not isinstance(volume, Mapping) or not isinstance(volume.get("name"), str):
+    for volume in _objects(task.get("volumes")):
+        if not isinstance(volume.get("name"), str):
             continue
         name = volume["name"]
         host = volume.get("host")
@@ -285,9 +294,7 @@ def _mounts(
     name: str, container: Mapping[str, Any], kinds: Mapping[str, str], notes: list[Note]
 ) -> list[dict[str, Any]]:
     mounts = []
-    for mount in container.get("mountPoints") or []:
-        if not isinstance(mount, Mapping):
-            continue
+    for mount in _objects(container.get("mountPoints")):
         source, path = mount.get("sourceVolume"), mount.get("containerPath")
         if not isinstance(source, str) or not isinstance(path, str):
             continue
@@ -317,9 +324,7 @@ def _health_check(check: object) -> dict[str, Any] | None:
 
 def _depends_on(name: str, container: Mapping[str, Any], names: list[str], notes: list[Note]) -> dict[str, Any]:
     depends: dict[str, Any] = {}
-    for dependency in container.get("dependsOn") or []:
-        if not isinstance(dependency, Mapping):
-            continue
+    for dependency in _objects(container.get("dependsOn")):
         target, condition = dependency.get("containerName"), dependency.get("condition")
         if target not in names or condition not in CONDITIONS:
             notes.append(Note("unmapped", name, "dependsOn", f"{target} {condition}: no such container or condition"))
@@ -384,6 +389,6 @@ def _add_moto(
 
 def _region_of(task: Mapping[str, Any]) -> str | None:
     """The region of the first ARN in any container's environment (the task's region, most likely)."""
-    text = json.dumps([c.get("environment") for c in task.get("containerDefinitions") or [] if isinstance(c, Mapping)])
+    text = json.dumps([c.get("environment") for c in _objects(task.get("containerDefinitions"))])
     match = re.search(r"arn:aws[a-z-]*:(?:secretsmanager|ssm):([a-z]{2}(?:-[a-z]+)+-\d+):", text)
     return match[1] if match else None

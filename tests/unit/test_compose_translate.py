@@ -206,3 +206,43 @@ def test_registered_as_a_subcommand(tmp_path: Path, capfd: pytest.CaptureFixture
     source.write_text(json.dumps(task(sidecar(), app())))
     assert main(["compose", str(source)]) == 0
     assert json.loads(capfd.readouterr().out)["services"]["app"]["user"] == "1000:1000"
+
+
+JUNK: list[Any] = [None, 1, True, "x", [], {}, [1, "x", None], {"a": 1}]
+
+
+@pytest.mark.parametrize("junk", JUNK)
+def test_malformed_fields_never_crash_the_translation(junk: Any) -> None:
+    """A wrong type in any field is reported by the linter, not by a traceback here."""
+    from sidecar.compose.translate import MAPPED_CONTAINER_FIELDS
+
+    for field in sorted(MAPPED_CONTAINER_FIELDS - {"name"}):
+        broken = sidecar(**{field: junk})
+        translate(task(broken, app()), Options(moto=True))
+    for field in ("volumes", "family", "taskRoleArn"):
+        translate({**task(sidecar(), app()), field: junk}, Options(moto=True))
+    translate(task(sidecar(healthCheck={"command": junk}), app(linuxParameters={"tmpfs": [{"containerPath": junk,
+              "mountOptions": junk}], "capabilities": junk})), Options(moto=True))
+
+
+def test_describe_task_definition_output_translates_like_the_registered_file(tmp_path: Path) -> None:
+    registered = task(sidecar(), app())
+    described = {"taskDefinition": {**registered, "revision": 3, "status": "ACTIVE",
+                                    "taskDefinitionArn": "arn:aws:ecs:eu-west-1:123456789012:task-definition/t:3"}}
+    outputs = []
+    for index, document in enumerate((registered, described)):
+        source = tmp_path / f"{index}.json"
+        source.write_text(json.dumps(document))
+        out = io.StringIO()
+        assert compose_command(str(source), None, stdout=out, stderr=io.StringIO()) == 0
+        outputs.append(out.getvalue())
+    assert outputs[0] == outputs[1]
+
+
+def test_linux_parameters() -> None:
+    parameters = {"initProcessEnabled": True, "capabilities": {"drop": ["ALL"]}, "sharedMemorySize": 64,
+                  "tmpfs": [{"containerPath": "/tmp", "size": 16, "mountOptions": ["noexec"]}]}
+    result = translate(task(sidecar(), app(linuxParameters=parameters)), Options())
+    service = result.document["services"]["app"]
+    assert (service["init"], service["cap_drop"], service["tmpfs"]) == (True, ["ALL"], ["/tmp:size=16m,noexec"])
+    assert "unmapped: app: linuxParameters.sharedMemorySize: not mapped: it has no effect locally" in notes(result)
