@@ -13,7 +13,7 @@ from typing import Any, ClassVar, NoReturn
 
 from sidecar import __version__
 from sidecar.config import OPTIONS, Settings, load_settings, logging_preferences
-from sidecar.errors import EXIT_CONFIG, EXIT_OK, EXIT_UNEXPECTED, SidecarError
+from sidecar.errors import EXIT_CONFIG, EXIT_OK, EXIT_UNEXPECTED, Interrupted, SidecarError
 
 COMMANDS = ("run", "check", "healthcheck", "lint-task-definition", "compose")
 EXIT_CODES = """\
@@ -26,6 +26,7 @@ exit codes:
      retries or deadline exhausted)
   4  the files could not be written (output directory missing or not writable, volume
      full or read-only, owner change not permitted); previous contents are untouched
+  130, 143  stopped by SIGINT or SIGTERM before the set was committed; nothing was written
 
 Every setting is also read from its SIDECAR_* environment variable and from the JSON file named
 by SIDECAR_CONFIG_FILE; flags win over the environment, the environment over the file.
@@ -153,14 +154,18 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         if args.command == "healthcheck":
             return _healthcheck(settings)
         from sidecar.run import run
+        from sidecar.stopping import Stop
 
-        job = run(settings, log, started)
+        stop = Stop()
+        stop.install()  # before the first fetch: SIGTERM then stops the run between steps, never inside one
+        job = run(settings, log, started, stop)
         if settings.refresh_interval is not None:
             from sidecar.refresh import Refresher
 
-            refresher = Refresher(job)
-            refresher.install_signal_handlers()
-            refresher.run_forever()
+            Refresher(job).run_forever()
+    except Interrupted as exc:
+        log.warning("stopped", generation=0, reason=exc.message, exit_code=exc.exit_code)
+        return exc.exit_code
     except SidecarError as exc:
         log.error("failed", exit_code=exc.exit_code, error=exc.kind, reason=exc.message)
         return exc.exit_code

@@ -9,11 +9,14 @@ from sidecar import aws
 from sidecar.deadline import Deadline
 from sidecar.errors import FetchError
 from sidecar.retrying import Stopped
+from sidecar.stopping import POLL_SECONDS, Stop
 
 Attempts = Callable[[Callable[[], object]], object]  # runs a callable with retries; its result or ``Stopped``
 
 
-def resolve_credentials(get_credentials: Callable[[], object], *, deadline: Deadline, attempts: Attempts) -> None:
+def resolve_credentials(
+    get_credentials: Callable[[], object], *, deadline: Deadline, attempts: Attempts, stop: Stop | None = None
+) -> None:
     """Raise ``FetchError`` unless ``get_credentials`` (botocore's provider chain) finds credentials in time.
 
     One attempt against the container endpoint can take seconds (botocore tries it three times, a second
@@ -29,7 +32,10 @@ def resolve_credentials(get_credentials: Callable[[], object], *, deadline: Dead
 
     worker = threading.Thread(target=resolve, name="credentials", daemon=True)
     worker.start()
-    worker.join(deadline.remaining())
+    while worker.is_alive() and deadline.remaining() > 0:
+        if stop is not None:
+            stop.check()  # SIGTERM: stop waiting for the endpoint
+        worker.join(min(deadline.remaining(), POLL_SECONDS))
     if worker.is_alive():
         raise FetchError(
             "could not obtain AWS credentials (the task role) before the SIDECAR_TIMEOUT deadline: the "

@@ -43,3 +43,15 @@ class WriteError(SidecarError):
 
     exit_code = EXIT_WRITE
     kind = "write_error"
+
+
+class Interrupted(SidecarError):
+    """SIGTERM or SIGINT arrived before the set was committed; nothing new was written. Exit code 128 plus the
+    signal's number, as a shell reports a process the signal ended (143 for SIGTERM, 130 for SIGINT)."""
+
+    kind = "stopped"
+
+    def __init__(self, signal_name: str, signum: int) -> None:
+        super().__init__(f"{signal_name} arrived before the new set was committed; the previous contents are "
+                         "untouched")
+        self.exit_code = 128 + signum

@@ -24,6 +24,7 @@ from sidecar.plan import Call, follow_ups
 from sidecar.references import Target
 from sidecar.retry_policy import ErrorClass, FallBack
 from sidecar.retrying import Stopped, retry_call
+from sidecar.stopping import POLL_SECONDS, Stop
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -48,9 +49,10 @@ class Stats:
 class Fetcher:
     def __init__(
         self, clients: aws.ClientFactory, deadline: Deadline, log: Log, *, concurrency: int, max_bytes: int,
-        sleep: Sleep = time.sleep, rng: random.Random | None = None,
+        sleep: Sleep = time.sleep, rng: random.Random | None = None, stop: Stop | None = None,
     ) -> None:
         self._clients = clients
+        self._stop = stop or Stop()  # SIGTERM: no new call starts, and the waits below end within POLL_SECONDS
         self._deadline = deadline
         self._log = log
         self._concurrency = concurrency
@@ -75,7 +77,7 @@ class Fetcher:
         """Resolve credentials once, before any thread needs them (``sidecar.credentials``)."""
         resolve_credentials(
             self._clients.session.get_credentials, deadline=self._deadline,
-            attempts=lambda get: self.retrying(get, describe={"event_for": "credentials"}),
+            attempts=lambda get: self.retrying(get, describe={"event_for": "credentials"}), stop=self._stop,
         )
 
     # -- calls -----------------------------------------------------------------------------------------------
@@ -99,7 +101,11 @@ class Fetcher:
                 pool.submit(self._run_call, call, perform) for call in calls
             }
             while pending:
-                done, pending = wait(pending, timeout=self._deadline.remaining(), return_when=FIRST_COMPLETED)
+                self._stop.check()  # after SIGTERM no new call starts: the pool is shut down below
+                remaining = self._deadline.remaining()
+                done, pending = wait(pending, timeout=min(remaining, POLL_SECONDS), return_when=FIRST_COMPLETED)
+                if not done and remaining > POLL_SECONDS:
+                    continue
                 if not done:
                     raise FetchError(
                         # The deadline holds what was left of SIDECAR_TIMEOUT after start-up, not the setting.

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Final
+
+from sidecar.stopping import POLL_SECONDS, Stop
 
 NOTIFY_COMMAND_TIMEOUT_SECONDS: Final = 30
 
@@ -34,7 +37,8 @@ def _processes(proc: Path) -> Iterator[tuple[int, set[str]]]:
 
 
 def notify(
-    log: Any, *, signal: int | None, process: str | None, command: tuple[str, ...], output_dir: str, generation: int
+    log: Any, *, signal: int | None, process: str | None, command: tuple[str, ...], output_dir: str, generation: int,
+    stop: Stop,
 ) -> None:
     if signal is not None and process is not None:
         pids = find_processes(process)
@@ -48,17 +52,28 @@ def notify(
             except OSError as exc:
                 log.warning("notify_failed", process=process, pid=pid, reason=exc.strerror)
     if command:
-        # The command gets no inherited environment: only where the files are and which set it is.
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "SIDECAR_OUTPUT_DIR": output_dir,
-               "SIDECAR_GENERATION": str(generation)}
-        try:
-            completed = subprocess.run(
-                list(command), env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL, timeout=NOTIFY_COMMAND_TIMEOUT_SECONDS, check=False,
-            )
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            log.warning("notify_failed", command=command[0], reason=type(exc).__name__)
+        _run_command(log, command, output_dir, generation, stop)
+
+
+def _run_command(log: Any, command: tuple[str, ...], output_dir: str, generation: int, stop: Stop) -> None:
+    # The command gets no inherited environment: only where the files are and which set it is.
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "SIDECAR_OUTPUT_DIR": output_dir,
+           "SIDECAR_GENERATION": str(generation)}
+    try:
+        process = subprocess.Popen(list(command), env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL)
+    except (OSError, ValueError) as exc:  # ValueError: a NUL byte in an argument
+        log.warning("notify_failed", command=command[0], reason=type(exc).__name__)
+        return
+    deadline = time.monotonic() + NOTIFY_COMMAND_TIMEOUT_SECONDS
+    while (code := process.poll()) is None:
+        late = time.monotonic() >= deadline
+        if late or stop.is_set():  # SIGTERM: the sidecar exits within seconds, not after the command's timeout
+            process.kill()
+            process.wait()
+            reason = "TimeoutExpired" if late else f"{stop.signal_name} arrived: the command was stopped"
+            log.warning("notify_failed", command=command[0], reason=reason)
             return
-        event = log.info if completed.returncode == 0 else log.warning
-        event("notified" if completed.returncode == 0 else "notify_failed", command=command[0],
-              exit_code=completed.returncode)
+        stop.wait(POLL_SECONDS)
+    event = log.info if code == 0 else log.warning
+    event("notified" if code == 0 else "notify_failed", command=command[0], exit_code=code)

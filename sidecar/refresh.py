@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import os
 import random
-import signal
-import threading
 import time
 from typing import Any, Final
 
 from sidecar import health
-from sidecar.errors import FetchError, SidecarError
+from sidecar.errors import FetchError, Interrupted, SidecarError
 from sidecar.notify import notify
 from sidecar.outcomes import Failure, Fetched, Outcome
 from sidecar.plan import make_check_plan
@@ -27,10 +25,6 @@ FAILURE_BACKOFF_BASE_SECONDS: Final = 5.0
 # 5 s doubled 20 times is 60 days, past any interval (at most a week): more doublings change nothing, and
 # 5.0 * 2 ** 1100 would not fit in a float.
 MAX_BACKOFF_DOUBLINGS: Final = 20
-
-
-class Stopping(BaseException):
-    """Raised in the main thread by SIGTERM/SIGINT to abandon a cycle; never raised during a commit."""
 
 
 def next_delay(interval: float, failures: int, rng: random.Random) -> float:
@@ -47,49 +41,37 @@ class Refresher:
         self.settings = job.settings
         self.check_calls = make_check_plan(job.targets)  # the targets never change: plan the checks once
         self.rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
-        self.stop = threading.Event()
-        self._committing = False
+        self.stop = job.stop  # installed before the first fetch; checked between steps, never raised into one
         self.last_success = time.time()
         self.last_error: str | None = None
-
-    # -- signals ---------------------------------------------------------------------------------------------
-
-    def install_signal_handlers(self) -> None:
-        def on_signal(signum: int, _frame: object) -> None:
-            self.stop.set()
-            if not self._committing:  # a commit always finishes: the set must stay whole
-                raise Stopping(signum)
-
-        signal.signal(signal.SIGTERM, on_signal)
-        signal.signal(signal.SIGINT, on_signal)
 
     # -- loop ------------------------------------------------------------------------------------------------
 
     def run_forever(self) -> None:
         interval = self.settings.refresh_interval
         assert interval is not None  # noqa: S101 - only called in refresh mode
-        self.log.info(
-            "refresh_started", interval_s=interval, check_calls_per_cycle=len(self.check_calls),
-            check_calls_per_hour=round(len(self.check_calls) * 3600 / interval, 1),
-        )
-        self._write_health()
+        if not self.stop.is_set():  # SIGTERM during the first commit: that set stays, nothing starts
+            self.log.info(
+                "refresh_started", interval_s=interval, check_calls_per_cycle=len(self.check_calls),
+                check_calls_per_hour=round(len(self.check_calls) * 3600 / interval, 1),
+            )
+            self._write_health()
         failures = 0
-        try:
-            while not self.stop.wait(next_delay(interval, failures, self.rng)):
-                try:
-                    self.cycle()
-                except SidecarError as exc:
-                    failures += 1
-                    self.last_error = exc.message
-                    self.log.warning("refresh_failed", error=exc.kind, reason=exc.message, failures=failures)
-                else:
-                    failures = 0
-                    self.last_success = time.time()
-                    self.last_error = None
-                self._write_health()
-        except Stopping:
-            pass
-        self.log.info("stopped", generation=self.job.generation, reason="SIGTERM or SIGINT")
+        while not self.stop.wait(next_delay(interval, failures, self.rng)):
+            try:
+                self.cycle()
+            except Interrupted:
+                break  # the cycle stopped between two steps: the last committed set is whole
+            except SidecarError as exc:
+                failures += 1
+                self.last_error = exc.message
+                self.log.warning("refresh_failed", error=exc.kind, reason=exc.message, failures=failures)
+            else:
+                failures = 0
+                self.last_success = time.time()
+                self.last_error = None
+            self._write_health()
+        self.log.info("stopped", generation=self.job.generation, reason=self.stop.signal_name, exit_code=0)
 
     def cycle(self) -> bool:
         """One check; fetch and commit what changed. True when a new set was committed."""
@@ -101,21 +83,19 @@ class Refresher:
         if not changed:
             return False
         fresh = fetcher.fetch(plan_for(self.settings, changed))
-        self._committing = True
-        try:
-            published = job.publish({**job.values, **fresh})
-        finally:
-            self._committing = False
+        published = job.publish({**job.values, **fresh})
         self.log.info(
             "refreshed", generation=job.generation, changed=[t.describe() for t in changed],
             files=published.files, api_calls=fetcher.stats.api_calls,
         )
+        if self.stop.is_set():  # the signal came during the commit: the task is stopping, the app with it
+            self.log.info("notify_skipped", generation=job.generation, reason=f"{self.stop.signal_name} arrived")
+            return True
         notify(
             self.log, signal=self.settings.notify_signal, process=self.settings.notify_process,
             command=self.settings.notify_command, output_dir=self.settings.output_dir, generation=job.generation,
+            stop=self.stop,
         )
-        if self.stop.is_set():
-            raise Stopping
         return True
 
     @staticmethod

@@ -21,6 +21,7 @@ from sidecar.plan import Call, make_plan
 from sidecar.references import Target
 from sidecar.render import OutputFile, render
 from sidecar.secret import SecretBytes
+from sidecar.stopping import Stop
 
 Log = Any
 
@@ -78,11 +79,12 @@ class Published:
 class Job:
     """Holds what a long-running process keeps between cycles: clients, the last values, the generation."""
 
-    def __init__(self, settings: Settings, log: Log) -> None:
+    def __init__(self, settings: Settings, log: Log, stop: Stop | None = None) -> None:
         from sidecar.aws import ClientFactory
 
         self.settings = settings
         self.log = log
+        self.stop = stop or Stop()  # one that was never installed never fires
         self.targets = targets_of(settings)
         self.clients = ClientFactory(
             concurrency=settings.concurrency, read_timeout=min(10.0, settings.timeout_seconds)
@@ -96,11 +98,14 @@ class Job:
 
         return Fetcher(
             self.clients, Deadline(seconds), self.log,
-            concurrency=self.settings.concurrency, max_bytes=self.settings.max_bytes,
+            concurrency=self.settings.concurrency, max_bytes=self.settings.max_bytes, stop=self.stop,
         )
 
     def publish(self, outcomes: dict[Target, Outcome]) -> Published:
-        """Render and commit the whole set; on success it becomes the set later cycles compare with."""
+        """Render and commit the whole set; on success it becomes the set later cycles compare with.
+
+        After SIGTERM no commit begins (``Interrupted``); one that has begun finishes, so the set stays whole."""
+        self.stop.check()
         settings = self.settings
         generation = self.generation + 1
         now = datetime.now(UTC)
@@ -132,9 +137,10 @@ class Job:
         return Published(committed, len(rendered.files), len(rendered.skipped))
 
 
-def run(settings: Settings, log: Log, started: float) -> Job:
-    """Write every required secret, or raise a ``SidecarError`` leaving the output directory untouched."""
-    job = Job(settings, log)  # a botocore session and no network access yet
+def run(settings: Settings, log: Log, started: float, stop: Stop | None = None) -> Job:
+    """Write every required secret, or raise a ``SidecarError`` leaving the output directory untouched
+    (``Interrupted`` when SIGTERM or SIGINT came first)."""
+    job = Job(settings, log, stop)  # a botocore session and no network access yet
     check_regions(settings, job.clients.session)
     calls = plan_for(settings)
     log.info(

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import SIDECAR, SecretValues, run_sidecar, sidecar_env, snapshot, spawn
+from tests.e2e.faultproxy import FaultProxy, latency
 
 pytestmark = pytest.mark.slow
 
@@ -281,3 +282,133 @@ def test_a_rejected_key_is_named_by_position_in_the_log_the_health_file_and_the_
     for text in shown:
         assert text.encode() not in health, text
         assert text not in report.stdout + report.stderr, text
+
+
+# --- SIGTERM in every phase ---------------------------------------------------------------------------------
+
+STOP_KEYS = 150  # files in the set: building them (each fsynced) is the window a signal lands in
+
+
+def _big_set(aws: Any, secret_values: SecretValues, label: str) -> str:
+    document = {f"k{i:03d}": f"stop-{label}-value-{i:03d}" for i in range(STOP_KEYS)}
+    return str(aws.secretsmanager.create_secret(Name=f"stop/{label}",
+                                                SecretString=secret_values.add(json.dumps(document)))["ARN"])
+
+
+def _stopped_within(sidecar: Sidecar, seconds: float) -> tuple[int, dict[str, Any]]:
+    """Send SIGTERM; the exit code and the last event, asserting the process ended within ``seconds``."""
+    signalled = time.monotonic()
+    sidecar.process.send_signal(signal.SIGTERM)
+    code = sidecar.process.wait(timeout=30)
+    assert time.monotonic() - signalled < seconds, f"took {time.monotonic() - signalled:.1f}s to stop"
+    sidecar._reader.join(timeout=5)
+    return code, sidecar.events[-1]
+
+
+def _wait_for_new_payload(out: Path, known: set[str], sidecar: Sidecar) -> None:
+    deadline = time.monotonic() + 30
+    while not set(_payloads(out)) - known:
+        assert time.monotonic() < deadline and sidecar.process.poll() is None, "no commit began"
+        time.sleep(0.0005)
+
+
+def _payloads(out: Path) -> list[str]:
+    return sorted(name for name in os.listdir(out) if name.startswith("..") and name[2:3].isdigit())
+
+
+@pytest.mark.parametrize("mode", ["refresh", "run once"])
+def test_sigterm_during_the_first_fetch_stops_at_once_and_writes_nothing(
+    mode: str, moto: str, seeded: dict[str, str], tmp_path: Path, secret_values: SecretValues,
+    sidecars: list[Sidecar]
+) -> None:
+    with FaultProxy(moto) as proxy:
+        proxy.add(latency("AmazonSSM.GetParameters", 20))  # the fetch is under way, and would be for 20 s
+        env = refresh_env(proxy.url, tmp_path, seeded)
+        if mode == "run once":
+            del env["SIDECAR_REFRESH_INTERVAL"]
+        sidecar = start(sidecars, env)
+        deadline = time.monotonic() + 20
+        while not proxy.seen_for("AmazonSSM.GetParameters"):
+            assert time.monotonic() < deadline, "the fetch never began"
+            time.sleep(0.01)
+
+        code, last = _stopped_within(sidecar, 3)
+
+    assert code == 128 + signal.SIGTERM
+    assert last["event"] == "stopped" and last["exit_code"] == 143 and last["generation"] == 0
+    assert last["reason"] == "SIGTERM arrived before the new set was committed; the previous contents are untouched"
+    assert os.listdir(tmp_path) == []
+
+
+def test_sigterm_during_the_first_commit_lets_it_finish_then_stops(
+    moto: str, aws: Any, tmp_path: Path, secret_values: SecretValues, sidecars: list[Sidecar]
+) -> None:
+    arn = _big_set(aws, secret_values, "first")
+    env = sidecar_env(moto, SIDECAR_OUTPUT_DIR=str(tmp_path), SIDECAR_REFRESH_INTERVAL="300",
+                      SIDECAR_SECRETS=json.dumps([{"name": "set", "valueFrom": arn, "expand": True}]))
+    sidecar = start(sidecars, env)
+    _wait_for_new_payload(tmp_path, set(), sidecar)
+    assert not os.path.lexists(tmp_path / "..data")  # the signal lands before the commit point
+
+    code, last = _stopped_within(sidecar, 5)
+
+    assert code == 0
+    assert last["event"] == "stopped" and last["generation"] == 1 and last["reason"] == "SIGTERM"
+    assert [e["event"] for e in sidecar.events].count("refresh_started") == 0  # no new work after the signal
+    (payload,) = _payloads(tmp_path)
+    assert os.readlink(tmp_path / "..data") == payload
+    assert not os.path.lexists(tmp_path / "..data_tmp")
+    assert len(list((tmp_path / "set").iterdir())) == STOP_KEYS
+
+
+def test_sigterm_during_a_refresh_commit_finishes_it_and_runs_no_notify_command(
+    moto: str, aws: Any, tmp_path: Path, secret_values: SecretValues, sidecars: list[Sidecar]
+) -> None:
+    arn = _big_set(aws, secret_values, "refresh")
+    out, marker = tmp_path / "out", tmp_path / "notified"
+    out.mkdir()
+    command = json.dumps(["/bin/sh", "-c", f'echo "$SIDECAR_GENERATION" >> {marker}'])
+    env = sidecar_env(moto, SIDECAR_OUTPUT_DIR=str(out), SIDECAR_REFRESH_INTERVAL="1", SIDECAR_NOTIFY_COMMAND=command,
+                      SIDECAR_SECRETS=json.dumps([{"name": "set", "valueFrom": arn, "expand": True}]))
+    sidecar = start(sidecars, env)
+    sidecar.wait_for("refresh_started")
+    first = os.readlink(out / "..data")
+    document = {f"k{i:03d}": f"stop-rotated-value-{i:03d}" for i in range(STOP_KEYS)}
+    aws.secretsmanager.put_secret_value(SecretId=arn, SecretString=secret_values.add(json.dumps(document)))
+    _wait_for_new_payload(out, {first}, sidecar)
+    assert os.readlink(out / "..data") == first  # the signal lands before the commit point
+
+    code, last = _stopped_within(sidecar, 5)
+
+    assert code == 0
+    assert last["event"] == "stopped" and last["generation"] == 2
+    events = [e["event"] for e in sidecar.events]
+    assert "notify_skipped" in events and "notified" not in events and "notify_failed" not in events
+    assert not marker.exists()
+    (payload,) = _payloads(out)
+    assert payload != first and os.readlink(out / "..data") == payload
+    assert (out / "set" / "k007").read_bytes() == b"stop-rotated-value-007"
+
+
+def test_sigterm_while_the_notify_command_runs_stops_it_and_exits_promptly(
+    moto: str, aws: Any, seeded: dict[str, str], tmp_path: Path, secret_values: SecretValues,
+    sidecars: list[Sidecar]
+) -> None:
+    out, started_marker = tmp_path / "out", tmp_path / "command-started"
+    out.mkdir()
+    command = json.dumps(["/bin/sh", "-c", f"touch {started_marker}; exec sleep 60"])
+    sidecar = start(sidecars, refresh_env(moto, out, seeded, SIDECAR_NOTIFY_COMMAND=command))
+    sidecar.wait_for("refresh_started")
+    aws.ssm.put_parameter(Name="/app/token", Value=secret_values.add("token-stop-notify"), Type="SecureString",
+                          Overwrite=True)
+    deadline = time.monotonic() + 20
+    while not started_marker.exists():
+        assert time.monotonic() < deadline, "the notify command never started"
+        time.sleep(0.02)
+
+    code, last = _stopped_within(sidecar, 3)
+
+    assert code == 0 and last["event"] == "stopped"
+    failed = [e for e in sidecar.events if e["event"] == "notify_failed"]
+    assert [e["reason"] for e in failed] == ["SIGTERM arrived: the command was stopped"]
+    assert (out / "token").read_bytes() == b"token-stop-notify"
