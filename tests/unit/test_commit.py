@@ -295,3 +295,21 @@ def test_no_free_inodes_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         do_commit(tmp_path, files(x__y=b"1"))
     assert caught.value.message.endswith(commit.UNTOUCHED)
     assert os.listdir(tmp_path) == []
+
+
+def test_the_health_record_is_written_like_a_secret_file_and_never_through_a_planted_link(tmp_path: Path) -> None:
+    from sidecar.health import HEALTH, Health, read_health, write_health
+
+    out, decoy = tmp_path / "out", tmp_path / "decoy"
+    out.mkdir()
+    decoy.write_bytes(b"outside")
+    os.symlink(decoy, out / "..health.json.tmp")  # planted at the temporary name: removed, never followed
+    record = Health(last_success=1.0, last_attempt=2.0, last_error=None, generation=3, pid=4)
+
+    write_health(str(out), record, mode=0o440, uid=UID, gid=GID)
+
+    assert decoy.read_bytes() == b"outside"
+    assert read_health(str(out)) == record
+    info = os.lstat(out / HEALTH)
+    assert stat.S_ISREG(info.st_mode) and stat.S_IMODE(info.st_mode) == 0o440
+    assert sorted(os.listdir(out)) == [HEALTH]
