@@ -10,7 +10,7 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
-from sidecar import __version__
+from sidecar import __version__, bodylimit
 from sidecar.outcomes import Checked, CheckOutcome, Failure, Fetched, Outcome
 from sidecar.plan import Call
 from sidecar.references import AWSCURRENT, ObjectTarget, ParameterTarget, SecretTarget, Target, bare_parameter_name
@@ -38,7 +38,9 @@ PERMISSION: Final = {
 class ClientFactory:
     """One botocore session; one client per (service, region), created on demand, tuned for start-up."""
 
-    def __init__(self, *, concurrency: int, read_timeout: float = READ_TIMEOUT_SECONDS) -> None:
+    def __init__(
+        self, *, concurrency: int, read_timeout: float = READ_TIMEOUT_SECONDS, max_bytes: int | None = None
+    ) -> None:
         from botocore.config import Config
         from botocore.session import get_session
 
@@ -52,12 +54,16 @@ class ClientFactory:
             user_agent_extra=f"ecs-secrets-sidecar/{__version__}",
         )
         self._clients: dict[tuple[str, str], Any] = {}
+        self._max_bytes = max_bytes  # None: response bodies unbounded (only for clients that fetch no values)
 
     def client(self, service: str, region: str) -> Any:
         # Client creation is not thread-safe in botocore: callers create every client before fetching.
         key = (service, region)
         if key not in self._clients:
-            self._clients[key] = self.session.create_client(service, region_name=region, config=self._config)
+            client = self.session.create_client(service, region_name=region, config=self._config)
+            if self._max_bytes is not None and service in bodylimit.BOUNDED_SERVICES:
+                bodylimit.install(client, self._max_bytes)
+            self._clients[key] = client
         return self._clients[key]
 
 
@@ -76,7 +82,12 @@ def known_regions(session: Session | None = None) -> frozenset[str]:
 
 def perform(client: Any, call: Call, max_bytes: int) -> dict[Target, Outcome]:
     """Make one API call; per-item failures come back as ``Failure``, whole-call failures raise."""
-    return _OPERATIONS[call.operation](client, call, max_bytes)
+    try:
+        return _OPERATIONS[call.operation](client, call, max_bytes)
+    except bodylimit.BodyTooLarge as exc:  # no retry: the endpoint would send the same again
+        return {target: Failure("TooLarge", f"{target.describe()} is larger than SIDECAR_MAX_BYTES ({max_bytes} "
+                                f"bytes): {exc.operation} answered with more than the {exc.limit} bytes that allows")
+                for target in call.targets}
 
 
 def _get_secret_value(client: Any, call: Call, max_bytes: int) -> dict[Target, Outcome]:

@@ -87,7 +87,8 @@ class Job:
         self.stop = stop or Stop()  # one that was never installed never fires
         self.targets = targets_of(settings)
         self.clients = ClientFactory(
-            concurrency=settings.concurrency, read_timeout=min(10.0, settings.timeout_seconds)
+            concurrency=settings.concurrency, read_timeout=min(10.0, settings.timeout_seconds),
+            max_bytes=settings.max_bytes,
         )
         self.values: dict[Target, Outcome] = {}
         self.generation = 0
