@@ -39,6 +39,7 @@ SECRETS_FLAG_KEY: Final = "secrets"
 NOTIFY_COMMAND_ENV: Final = "SIDECAR_NOTIFY_COMMAND"
 ENTRY_NAME_KEYS: Final = frozenset({"name"})
 SUBCOMMANDS: Final = ("run", "check")
+FLAG: Final = re.compile(r"--[a-z][a-z0-9-]*(?==|$)")
 TEMPLATE_INPUT: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
@@ -146,8 +147,9 @@ def _argument_values(words: list[str]) -> list[str]:
     """The values among the sidecar's command words: not its subcommand, not a flag's name."""
     values = []
     for word in words:
-        if word.startswith("--"):
-            values += word.split("=", 1)[1:]
+        flag = FLAG.match(word)
+        if flag:
+            values += [word[flag.end() + 1 :]] if word[flag.end() :].startswith("=") else []
         elif word not in SUBCOMMANDS:
             values.append(word)
     return values
