@@ -4,7 +4,8 @@ The sidecar's own configuration errors quote what they reject (``valueFrom 'post
 ...``), which is right inside the container and wrong in a report about a task definition: a value
 misplaced in ``environment`` may be the very secret that belongs in a secret store. Every value of the
 sidecar's environment and command, and every string inside its JSON settings, is hidden: whole, in its
-quoted forms, and as any quoted part of one. Names of files are kept: they are configuration, and the
+quoted forms, as any quoted part of one, and as any run of 8 or more of its characters (a value cut short).
+Names of files are kept: they are configuration, and the
 message needs them to say which entry is wrong.
 """
 
@@ -19,10 +20,13 @@ HIDDEN: Final = "<value hidden>"
 # message's own words and numbers. Quoted, they are still hidden.
 MIN_UNQUOTED_LENGTH: Final = 4
 MAX_JSON_DEPTH: Final = 64
+# A run this long shared with a value is hidden wherever it stands; shorter shared runs are ordinary words
+# ("secret", "prod/") more often than pieces of a value.
+MIN_FRAGMENT: Final = 8
 
 
 def hide_values(message: str, values: Iterable[str], shown: Iterable[str] = ()) -> str:
-    """``message`` with every occurrence of ``values`` (and every quoted part of one) replaced by HIDDEN.
+    """``message`` with every occurrence of ``values`` (every quoted part, every long run) replaced by HIDDEN.
 
     A quoted string equal to one of ``shown`` stays.
     """
@@ -34,7 +38,33 @@ def hide_values(message: str, values: Iterable[str], shown: Iterable[str] = ()) 
         if len(value) >= MIN_UNQUOTED_LENGTH:
             message = message.replace(value, HIDDEN)
 
-    return _hide_quoted(message, secrets, keep)
+    message = _hide_quoted(message, secrets, keep)
+    return _hide_fragments(message, [*secrets, *(_escaped_forms(v) for v in secrets)])
+
+
+def _escaped_forms(value: str) -> str:
+    return repr(value)[1:-1]
+
+
+def _hide_fragments(message: str, secrets: list[str]) -> str:
+    """Replace every run of at least MIN_FRAGMENT characters that is also part of a secret.
+
+    Catches what the forms above miss: a value cut short (``'postgres://app:pw@db.inter...``), or only
+    part of one, shown without quotes.
+    """
+    out: list[str] = []
+    index = 0
+    while index < len(message):
+        end = index + MIN_FRAGMENT
+        if end <= len(message) and any(message[index:end] in value for value in secrets):
+            while end < len(message) and any(message[index : end + 1] in value for value in secrets):
+                end += 1
+            out.append(HIDDEN)
+            index = end
+        else:
+            out.append(message[index])
+            index += 1
+    return "".join(out)
 
 
 def _hide_quoted(message: str, secrets: list[str], keep: set[str]) -> str:

@@ -129,18 +129,24 @@ def _error(name: str, container: Container, problem: str) -> Finding:
 
 
 def _hidden(message: str, container: Container) -> str:
-    """``message`` without any value of the sidecar's environment or command (see sidecar.lint.redact)."""
-    environ = environment(container)
-    values = [*environ.values(), *_argument_values(sidecar_arguments(container))]
+    """``message`` without any value of the sidecar's environment or command (see sidecar.lint.redact).
+
+    A setting that holds JSON contributes the strings inside it, not its text: the text also holds entry
+    names and keys ("valueFrom"), which the message must be able to say.
+    """
+    values: list[str] = []
     names: list[str] = []
-    for variable in (SECRETS_ENV, NOTIFY_COMMAND_ENV):
-        if variable in environ:
-            values += json_strings(environ[variable], skip_keys=ENTRY_NAME_KEYS)
-            names += _entry_names(environ[variable])
-    for word in sidecar_arguments(container):
-        values += json_strings(word, skip_keys=ENTRY_NAME_KEYS)
-        names += _entry_names(word)
+    for text in [*environment(container).values(), *_argument_values(sidecar_arguments(container))]:
+        values += json_strings(text, skip_keys=ENTRY_NAME_KEYS) if _is_json_container(text) else [text]
+        names += _entry_names(text)
     return hide_values(message, values, shown=names)
+
+
+def _is_json_container(text: str) -> bool:
+    try:
+        return isinstance(json.loads(text), (list, dict))
+    except (ValueError, RecursionError):
+        return False
 
 
 def _argument_values(words: list[str]) -> list[str]:

@@ -65,6 +65,20 @@ def test_a_rejected_command_flag_is_not_shown() -> None:
     assert PASSWORD not in finding.message
 
 
+def test_a_value_cut_short_in_a_message_is_hidden_too() -> None:
+    message = "--timeout: 'postgres://app:pw-6b1d9e0f@db.internal:5... is not a positive number of seconds"
+    hidden = hide_values(message, [f"postgres://app:{PASSWORD}@db.internal:5432/orders"])
+    assert PASSWORD not in hidden
+    assert hidden.endswith("is not a positive number of seconds")
+
+
+def test_the_names_and_keys_in_a_json_setting_stay_readable() -> None:
+    task = good_task()
+    set_env(task, SIDECAR, "SIDECAR_SECRETS", json.dumps([{"name": "database_password", "valueFrom": 42}]))
+    (finding,) = hits(task, "sidecar-config")
+    assert "('database_password'): valueFrom must be a string" in finding.message
+
+
 def test_hidden_values_keep_the_entry_names_the_message_needs() -> None:
     message = "SIDECAR_SECRETS[0] ('db'): valueFrom 'postgres://u:secret@h' is not ...: 'secret' again"
     hidden = hide_values(message, ["postgres://u:secret@h"], shown=["db"])
