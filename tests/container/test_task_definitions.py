@@ -181,3 +181,34 @@ def test_a_start_timeout_on_the_waiting_container_bounds_nothing(images: tuple[s
     assert run["slow"].exit_code == 0
     assert run["app"].started and "app: started" in run["app"].output
     assert run["app"].started_at is not None and run["app"].started_at >= 6
+
+
+def test_complete_and_start_conditions_on_docker(images: tuple[str, str]) -> None:
+    """``first`` fails; ``second`` waits for it to COMPLETE (any exit code) and starts; ``app`` waits for
+    ``second`` to START; the task runs until ``app``, the essential container, exits."""
+    def container(name: str, code: str, *depends: tuple[str, str], essential: bool = False) -> dict[str, Any]:
+        return {"name": name, "image": "example/app:1", "essential": essential,
+                "command": ["python", "-c", code],
+                "dependsOn": [{"containerName": n, "condition": c} for n, c in depends]}
+
+    task = {"family": "conditions", "containerDefinitions": [
+        container("first", "import sys; sys.exit(1)"),
+        container("second", "import time; print('second: started'); time.sleep(2)", ("first", "COMPLETE")),
+        container("app", "print('app: started')", ("second", "START"), essential=True),
+    ]}
+    run = run_task(task, images=STAND_INS)
+    assert run["first"].exit_code == 1
+    assert run["second"].started and "second: started" in run["second"].output
+    assert run["app"].started and "app: started" in run["app"].output
+    first_end = _instant(run["first"].info["State"]["FinishedAt"])
+    assert first_end < _instant(run["second"].info["State"]["StartedAt"]) < _instant(
+        run["app"].info["State"]["StartedAt"])
+    assert run.stop_reason == "essential container app exited with code 0"
+
+
+def test_tasks_ecs_refuses_are_not_run(images: tuple[str, str]) -> None:
+    task = _slow_dependency("slow")
+    task["containerDefinitions"][0]["essential"] = True
+    run = run_task(task, images=STAND_INS)
+    assert run.refused == ["app depends on slow with SUCCESS, but slow is essential: RegisterTaskDefinition rejects it"]
+    assert run.containers == {}

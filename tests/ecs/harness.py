@@ -76,7 +76,7 @@ def run_task(
     region: str | None = None,
     deadline_seconds: float = 120,
 ) -> TaskRun:
-    definitions = [c for c in task["containerDefinitions"]]
+    definitions = list(task["containerDefinitions"])
     specs = [Spec.of(c) for c in definitions]
     translation = translate(task, Options(images=images, moto=True, unseeded=unseeded, region=region))
     refused = invalid(specs)
@@ -109,9 +109,11 @@ def run_task(
                 raise AssertionError(f"compose up --no-start failed:\n{created.stderr[-3000:]}")
             ids = {service: _container_id(project, service) for service in [*translation.services, MOTO_SERVICE,
                                                                                SEED_SERVICE]}
-            seed_log = _seed(ids)
+            # No sidecar references anything: the task does not need moto.
+            seed_log = _seed(ids) if translation.seed and translation.seed.items else ""
+            stop_timeouts = {str(c["name"]): int(c.get("stopTimeout", DEFAULT_STOP_TIMEOUT)) for c in definitions}
             reason, containers, stopped_at = _orchestrate(specs, {s.name: ids[s.name] for s in specs},
-                                                          deadline_seconds)
+                                                          stop_timeouts, deadline_seconds)
             return TaskRun(reason, containers, translation, seed_log, replaced, stopped_at=stopped_at)
         finally:
             subprocess.run([*compose, "down", "-v", "-t", "2"], capture_output=True, timeout=180, check=False)
@@ -135,7 +137,7 @@ def _seed(ids: Mapping[str, str]) -> str:
 
 
 def _orchestrate(
-    specs: Sequence[Spec], ids: Mapping[str, str], deadline_seconds: float
+    specs: Sequence[Spec], ids: Mapping[str, str], stop_timeouts: Mapping[str, int], deadline_seconds: float
 ) -> tuple[str, dict[str, ContainerRun], float]:
     runs = {spec.name: ContainerRun(spec.name) for spec in specs}
     started_at: dict[str, float] = {}
@@ -159,7 +161,7 @@ def _orchestrate(
         if not decision.start and not decision.never_start:
             time.sleep(POLL_SECONDS)
     stopped_at = time.monotonic() - origin
-    _stop(specs, ids)
+    _stop(specs, ids, stop_timeouts)
     for spec in specs:
         run = runs[spec.name]
         info: dict[str, Any] = json.loads(_docker("inspect", ids[spec.name]).stdout)[0]
@@ -193,11 +195,12 @@ def _observe(ids: Mapping[str, str], started_at: Mapping[str, float], never: Map
     return states
 
 
-def _stop(specs: Sequence[Spec], ids: Mapping[str, str]) -> None:
-    """The task stops: every running container gets SIGTERM, then SIGKILL after its stopTimeout."""
+def _stop(specs: Sequence[Spec], ids: Mapping[str, str], stop_timeouts: Mapping[str, int]) -> None:
+    """The task stops: every running container gets SIGTERM, then SIGKILL after its stopTimeout (ECS's default
+    30 s). All at once: ECS's reverse shutdown order (dependents first) is not modelled."""
     running = [spec.name for spec in specs if _docker("inspect", "-f", "{{.State.Running}}", ids[spec.name])
                .stdout.strip() == "true"]
-    stoppers = [subprocess.Popen(["docker", "stop", "-t", str(DEFAULT_STOP_TIMEOUT), ids[name]],
+    stoppers = [subprocess.Popen(["docker", "stop", "-t", str(stop_timeouts[name]), ids[name]],
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for name in running]
     for stopper in stoppers:
-        stopper.wait(timeout=DEFAULT_STOP_TIMEOUT + 30)
+        stopper.wait(timeout=max(stop_timeouts.values(), default=0) + 30)
