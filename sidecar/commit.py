@@ -43,6 +43,7 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Final, TypeVar
 
+from sidecar.deadline import Deadline
 from sidecar.errors import WriteError
 from sidecar.files import create_file
 from sidecar.render import OutputFile
@@ -103,17 +104,20 @@ def commit(
     *,
     dir_uid: int,
     dir_gid: int,
+    deadline: Deadline | None = None,
 ) -> Committed:
     """Commit ``files`` plus the sidecar's ``internal`` files (names beginning with ``..``) as one set.
 
-    Raises ``WriteError`` (exit 4) with the previous set still what the app sees."""
+    Raises ``WriteError`` (exit 4) with the previous set still what the app sees, also when ``deadline``
+    passes before the swap (checked before each file and before the swap: SIDECAR_TIMEOUT lasts to the last
+    file)."""
     names = tuple(sorted({f.path.split("/", 1)[0] for f in [*files, *internal]}))
     try:
         root = os.open(output_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except OSError as exc:
         raise WriteError(f"cannot write {output_dir}: {_reason(exc, None)}; {UNTOUCHED}") from None
     try:
-        return _Commit(root, output_dir, names).run([*files, *internal], dir_uid, dir_gid)
+        return _Commit(root, output_dir, names, deadline).run([*files, *internal], dir_uid, dir_gid)
     finally:
         os.close(root)
 
@@ -124,10 +128,11 @@ def link_target(name: str) -> str:
 
 
 class _Commit:
-    def __init__(self, root: int, output_dir: str, names: tuple[str, ...]) -> None:
+    def __init__(self, root: int, output_dir: str, names: tuple[str, ...], deadline: Deadline | None = None) -> None:
         self.root = root
         self.output_dir = output_dir
         self.names = names
+        self.deadline = deadline
         self.new_links: list[str] = []  # links this run created (step 4), removed again if it fails
 
     def run(self, files: Sequence[OutputFile], dir_uid: int, dir_gid: int) -> Committed:
@@ -135,6 +140,7 @@ class _Commit:
         kept = self._clean_leftovers(previous)
         payload = self._build(files, dir_uid, dir_gid)
         try:
+            self._in_time(f"all {len(files)} files were written")
             self._link_names()
             self._verify_names()
             self._swap(payload)
@@ -220,7 +226,8 @@ class _Commit:
 
     def _write_files(self, directory: int, files: Sequence[OutputFile]) -> set[str]:
         subdirs: set[str] = set()
-        for file in files:
+        for written, file in enumerate(files):
+            self._in_time(f"{written} of {len(files)} files were written")
             parts = file.path.split("/")
             for depth in range(1, len(parts)):
                 subdir = "/".join(parts[:depth])
@@ -231,6 +238,11 @@ class _Commit:
                             gid=file.gid)
             self._at(write, file.shown, (file.uid, file.gid))  # an expanded file by position: a key is content
         return subdirs
+
+    def _in_time(self, progress: str) -> None:
+        if self.deadline is not None and self.deadline.remaining() <= 0:
+            raise WriteError(f"the SIDECAR_TIMEOUT deadline passed before the new set was in place: {progress}; "
+                             f"{UNTOUCHED}")
 
     def _finish_dir(self, directory: int, path: str, uid: int, gid: int) -> None:
         where = path if path != "." else "the new set's directory"

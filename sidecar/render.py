@@ -10,6 +10,7 @@ from typing import Any
 
 from sidecar.config import Entry, Settings
 from sidecar.content import ContentProblem, json_document, json_text, utf8
+from sidecar.deadline import Deadline
 from sidecar.errors import FetchError
 from sidecar.names import collision_problems, component_problem, is_env_name
 from sidecar.outcomes import Failure, Fetched, Outcome
@@ -42,8 +43,13 @@ class Rendered:
 
 
 def render(
-    settings: Settings, outcomes: Mapping[Any, Outcome], now: datetime | None = None, generation: int = 1
+    settings: Settings,
+    outcomes: Mapping[Any, Outcome],
+    now: datetime | None = None,
+    generation: int = 1,
+    deadline: Deadline | None = None,
 ) -> Rendered:
+    """The files of the set; ``deadline`` (SIDECAR_TIMEOUT) is checked before each entry."""
     files: list[OutputFile] = []
     skipped: list[tuple[str, str]] = []
     records: list[dict[str, object]] = []
@@ -53,7 +59,10 @@ def render(
         first = failures[0]
         more = f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""
         raise FetchError(f"{first}{more}")
-    for entry in settings.entries:
+    for done, entry in enumerate(settings.entries):
+        if deadline is not None and deadline.remaining() <= 0:
+            raise FetchError(f"the SIDECAR_TIMEOUT deadline passed while rendering: {done} of "
+                             f"{len(settings.entries)} entries rendered")
         fetched = [outcomes[ref.target] for ref in entry.references]
         missing = [o for o in fetched if isinstance(o, Failure)]
         if missing:  # only optional not-found entries reach here
@@ -61,7 +70,7 @@ def render(
             continue
         entry_files = [
             OutputFile(path, content, entry.mode, entry.uid, entry.gid, label)
-            for path, label, content in _values(entry, outcomes)
+            for path, label, content in _values(entry, outcomes, settings.max_bytes)
         ]
         files += entry_files
         if settings.env_file:
@@ -110,11 +119,11 @@ def _referenced(entry: Entry, reference: Reference, outcomes: Mapping[Any, Outco
     return _json_value(entry, document[key], f"the key {key!r} of {reference.target.describe()}")
 
 
-def _values(entry: Entry, outcomes: Mapping[Any, Outcome]) -> list[tuple[str, str, SecretBytes]]:
+def _values(entry: Entry, outcomes: Mapping[Any, Outcome], max_bytes: int) -> list[tuple[str, str, SecretBytes]]:
     """Each file of an entry: its path, how messages name it ("" for its path) and its content."""
     if entry.template is not None:
         inputs = {name: _referenced(entry, ref, outcomes) for name, _, ref in entry.inputs}
-        return [(entry.name, "", render_template(entry.template, inputs, repr(entry.name)))]
+        return [(entry.name, "", render_template(entry.template, inputs, repr(entry.name), max_bytes))]
     assert entry.reference is not None  # noqa: S101 - an entry has a reference or a template
     value = _referenced(entry, entry.reference, outcomes)
     if not entry.expand:

@@ -15,6 +15,7 @@ from typing import Any
 
 from sidecar import commit
 from sidecar.config import Settings
+from sidecar.deadline import Deadline
 from sidecar.errors import ConfigError
 from sidecar.outcomes import Outcome
 from sidecar.plan import Call, make_plan
@@ -102,15 +103,16 @@ class Job:
             concurrency=self.settings.concurrency, max_bytes=self.settings.max_bytes, stop=self.stop,
         )
 
-    def publish(self, outcomes: dict[Target, Outcome]) -> Published:
+    def publish(self, outcomes: dict[Target, Outcome], deadline: Deadline | None = None) -> Published:
         """Render and commit the whole set; on success it becomes the set later cycles compare with.
+        ``deadline`` bounds rendering and writing up to the swap (what is left of SIDECAR_TIMEOUT).
 
         After SIGTERM no commit begins (``Interrupted``); one that has begun finishes, so the set stays whole."""
         self.stop.check()
         settings = self.settings
         generation = self.generation + 1
         now = datetime.now(UTC)
-        rendered = render(settings, outcomes, now=now, generation=generation)
+        rendered = render(settings, outcomes, now=now, generation=generation, deadline=deadline)
         for name, reason in rendered.skipped:
             self.log.warning("optional_skipped", name=name, reason=reason)
         # The sidecar's own files hold no value; they share the writer, the mode, the owner and the commit.
@@ -120,7 +122,8 @@ class Job:
                        settings.gid),
         ]
         committed = commit.commit(
-            settings.output_dir, rendered.files, internal, dir_uid=settings.uid, dir_gid=settings.gid
+            settings.output_dir, rendered.files, internal, dir_uid=settings.uid, dir_gid=settings.gid,
+            deadline=deadline,
         )
         for file in rendered.files:
             owner = f"{file.uid}:{file.gid}"
@@ -159,7 +162,8 @@ def run(settings: Settings, log: Log, started: float, stop: Stop | None = None) 
     fetcher = job.fetcher(max(0.0, settings.timeout_seconds - (time.monotonic() - started)))
     fetcher.resolve_credentials()
     outcomes = fetcher.fetch(calls)
-    published = job.publish(outcomes)
+    # SIDECAR_TIMEOUT lasts to the last file: what is left of it bounds rendering and writing too.
+    published = job.publish(outcomes, Deadline(settings.timeout_seconds - (time.monotonic() - started)))
     log.info(
         "done",
         entries=len(settings.entries) - published.skipped,

@@ -105,20 +105,27 @@ def parse_template(text: str, where: str) -> Template:
     return Template(tuple(s for s in segments if s != ""))
 
 
-def render_template(template: Template, values: Mapping[str, SecretBytes], where: str) -> SecretBytes:
-    """Fill the template. Errors name the entry, the placeholder and the key, never a value."""
-    parts: list[str] = []
+def render_template(template: Template, values: Mapping[str, SecretBytes], where: str, max_bytes: int) -> SecretBytes:
+    """Fill the template. Errors name the entry, the placeholder and the key, never a value. The output is
+    bounded like every value (SIDECAR_MAX_BYTES): one input placed many times cannot make it larger."""
+    parts: list[bytes] = []
+    size = 0
     for segment in template.segments:
         if isinstance(segment, str):
-            parts.append(segment)
-            continue
-        text = _lookup(segment, values, where)
-        try:
-            utf8(text)  # before a filter: ``url`` would trip over a lone surrogate
-        except ContentProblem as problem:
-            raise FetchError(f"{where}: {segment.describe()}: the value {problem.reason}") from None
-        parts.append(FILTERS[segment.filter](text) if segment.filter else text)
-    return SecretBytes("".join(parts).encode("utf-8"))  # the template's own text is checked when it is parsed
+            text = segment
+        else:
+            value = _lookup(segment, values, where)
+            try:
+                utf8(value)  # before a filter: ``url`` would trip over a lone surrogate
+            except ContentProblem as problem:
+                raise FetchError(f"{where}: {segment.describe()}: the value {problem.reason}") from None
+            text = FILTERS[segment.filter](value) if segment.filter else value
+        part = text.encode("utf-8")  # the template's own text is checked when it is parsed
+        size += len(part)
+        if size > max_bytes:
+            raise FetchError(f"{where}: the rendered template is larger than SIDECAR_MAX_BYTES ({max_bytes} bytes)")
+        parts.append(part)
+    return SecretBytes(b"".join(parts))
 
 
 def _lookup(placeholder: Placeholder, values: Mapping[str, SecretBytes], where: str) -> str:

@@ -21,7 +21,7 @@ DB = {"username": "app user", "password": "p@ss:w/rd'$x", "host": "db.internal",
 
 def fill(text: str, **values: object) -> str:
     raw = {k: SecretBytes((v if isinstance(v, str) else json.dumps(v)).encode()) for k, v in values.items()}
-    return render_template(parse_template(text, "t"), raw, "t").reveal().decode()
+    return render_template(parse_template(text, "t"), raw, "t", 1 << 20).reveal().decode()
 
 
 def test_placeholders_keys_and_filters() -> None:
@@ -133,4 +133,4 @@ def test_any_template_text_parses_or_is_a_configuration_error(text: str) -> None
         assert "malformed placeholder" in exc.message or "unknown filter" in exc.message
     else:
         if "{{" not in text:
-            assert render_template(template, {}, "t").reveal() == text.encode()
+            assert render_template(template, {}, "t", 1 << 20).reveal() == text.encode()
