@@ -2,147 +2,46 @@
 
 from __future__ import annotations
 
-import argparse
-import difflib
 import json
 import os
 import sys
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar, NoReturn
+from typing import Any
 
-from sidecar import __version__
-from sidecar.config import OPTIONS, Settings, load_settings, logging_preferences
 from sidecar.errors import EXIT_CONFIG, EXIT_OK, EXIT_UNEXPECTED, Interrupted, SidecarError
-
-COMMANDS = ("run", "check", "healthcheck", "lint-task-definition", "compose")
-EXIT_CODES = """\
-exit codes:
-  0  every required secret was written (check: the configuration is valid)
-  1  unexpected error (a bug: please report it with the log)
-  2  configuration error; nothing was fetched
-  3  a secret could not be fetched or did not match its reference
-     (not found, access denied, KMS decryption failure, json-key missing, too large,
-     retries or deadline exhausted)
-  4  the files could not be written (output directory missing or not writable, volume
-     full or read-only, owner change not permitted); previous contents are untouched
-  130, 143  stopped by SIGINT or SIGTERM before the set was committed; nothing was written
-
-Every setting is also read from its SIDECAR_* environment variable and from the JSON file named
-by SIDECAR_CONFIG_FILE; flags win over the environment, the environment over the file.
-Documentation: docs/configuration.md"""
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse, with the flag a mistyped one was probably meant to be, and the error kept for the log."""
-
-    errors: ClassVar[list[str]] = []  # shared by the subcommands' parsers, which argparse creates itself
-
-    def error(self, message: str) -> NoReturn:
-        prefix = "unrecognized arguments: "
-        if message.startswith(prefix):
-            flags = sorted(_option_strings(self))
-            for word in message[len(prefix) :].split():
-                close = difflib.get_close_matches(word.partition("=")[0], flags, n=1, cutoff=0.6)
-                if word.startswith("--") and close:
-                    message += f" (did you mean {close[0]}?)"
-                    break
-        _Parser.errors.append(message)
-        super().error(message)
-
-
-def _option_strings(parser: argparse.ArgumentParser) -> set[str]:
-    """Every flag of the parser and of its subcommands."""
-    flags: set[str] = set()
-    for action in parser._actions:  # argparse offers no public list of its flags
-        flags.update(option for option in action.option_strings if option.startswith("--"))
-        if isinstance(action, argparse._SubParsersAction):
-            for sub in action.choices.values():
-                flags |= _option_strings(sub)
-    return flags
-
-
-def build_parser() -> argparse.ArgumentParser:
-    common = _Parser(add_help=False)
-    for option in OPTIONS:
-        common.add_argument(option.flag, dest=option.key, metavar=option.env, help=option.help)
-    common.add_argument("--secrets", dest="secrets", metavar="JSON", help="JSON array of {name, valueFrom, ...}")
-    common.add_argument("--config-file", dest="configFile", metavar="FILE", help="JSON config file")
-
-    parser = _Parser(
-        prog="secrets-sidecar",
-        description="Fetch secrets from AWS Secrets Manager, SSM Parameter Store and S3, and write them as "
-        "files with restrictive modes, atomically, before the app container starts.",
-        epilog=EXIT_CODES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--version", action="version", version=f"secrets-sidecar {__version__}")
-    commands = parser.add_subparsers(dest="command", metavar="{run,check,healthcheck,lint-task-definition,compose}")
-    commands.add_parser(
-        "run", parents=[common], help="fetch and write every secret (the default)",
-        epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    check = commands.add_parser(
-        "check", parents=[common], help="validate the configuration and print the plan; no network access",
-        epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    check.add_argument("--json", action="store_true", help="print the plan as JSON")
-    commands.add_parser(
-        "healthcheck", parents=[common],
-        help="refresh mode: exit 0 while the last good refresh is recent (for the ECS container health check)",
-    )
-    lint = commands.add_parser(
-        "lint-task-definition", help="check an ECS task definition (JSON file, or - for stdin) that runs the "
-        "sidecar; exit 0 clean or warnings only, 1 errors, 2 unreadable (docs/lint-task-definition.md)",
-    )
-    lint.add_argument("file", help="task definition JSON, or describe-task-definition output; - reads stdin")
-    lint.add_argument("--format", choices=("text", "json"), default="text", help="report format (default text)")
-    compose = commands.add_parser(
-        "compose", help="turn an ECS task definition into a docker-compose project and report what it cannot "
-        "map; exit 0 written, 2 unreadable or bad option, 4 not written (docs/run-task-definition-locally.md)",
-    )
-    compose.add_argument("file", help="task definition JSON, or describe-task-definition output; - reads stdin")
-    compose.add_argument("-o", "--output-dir", dest="output_dir", metavar="DIR",
-                         help="write DIR/compose.yaml (default: print the project)")
-    compose.add_argument("--moto", action="store_true",
-                         help="add a moto server and seed placeholders for every secret the sidecar references")
-    compose.add_argument("--image", action="append", default=[], metavar="IMAGE=LOCAL",
-                         help="run LOCAL where the task definition names IMAGE (repeatable)")
-    compose.add_argument("--no-seed", action="append", default=[], metavar="VALUEFROM", dest="unseeded",
-                         help="with --moto: leave this reference out of the seed, to watch the sidecar fail")
-    compose.add_argument("--region", help="the task's region (default: from the sidecar's ARNs, else us-east-1)")
-    return parser
+from sidecar.settings.arguments import COMPOSE_COMMAND, LINT_COMMAND, UsageError, parse_arguments, setting_flags, with_command
+from sidecar.settings.load import load_settings, logging_preferences
+from sidecar.settings.model import Settings
 
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
     started = time.monotonic()
     argv = list(sys.argv[1:] if argv is None else argv)
     environ = os.environ if environ is None else environ
-    if not argv or (argv[0] not in COMMANDS and argv[0] not in ("-h", "--help", "--version")):
-        argv = ["run", *argv]
-    _Parser.errors.clear()
     try:
-        args = build_parser().parse_args(argv)
-    except SystemExit as exc:  # argparse has printed its usage message
-        if exc.code == 0:
-            return EXIT_OK
-        if argv[0] != "lint-task-definition" and _Parser.errors:
+        args = parse_arguments(argv)
+    except SystemExit as exc:  # argparse has printed --help or --version
+        return EXIT_OK if exc.code == 0 else EXIT_CONFIG
+    except UsageError as exc:
+        sys.stderr.write(f"{exc.usage}{exc.prog}: error: {exc.message}\n")
+        if with_command(argv)[0] != LINT_COMMAND:
             # Like every other configuration error, the reason is also the log's last line.
             from sidecar import log as logging
 
             log = logging.configure(*logging_preferences({}, environ))
-            log.error("failed", exit_code=EXIT_CONFIG, error="configuration_error", reason=_Parser.errors[-1])
+            log.error("failed", exit_code=EXIT_CONFIG, error="configuration_error", reason=exc.message)
         return EXIT_CONFIG
-    if args.command == "lint-task-definition":
+    if args.command == LINT_COMMAND:
         from sidecar.lint.command import lint_command
 
         return lint_command(args.file, args.format)
-    if args.command == "compose":
+    if args.command == COMPOSE_COMMAND:
         from sidecar.compose.command import compose_command
 
         return compose_command(args.file, args.output_dir, moto=args.moto, images=args.image,
                                unseeded=args.unseeded, region=args.region)
-    flags = {key: value for key, value in vars(args).items() if value is not None}
+    flags = setting_flags(args)
 
     from sidecar import log as logging
 
@@ -150,7 +49,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     try:
         settings = load_settings(flags, environ)
         if args.command == "check":
-            return _check(settings, as_json=bool(flags.get("json")))
+            return _check(settings, as_json=bool(args.json))
         if args.command == "healthcheck":
             return _healthcheck(settings)
         from sidecar.run import run

@@ -16,7 +16,7 @@ MAX_BATCH_SECRET_IDS: Final = 20  # Secrets Manager BatchGetSecretValue accepts 
 Operation = Literal[
     "GetParameters", "BatchGetSecretValue", "GetSecretValue", "GetObject", "DescribeSecret", "HeadObject"
 ]
-SmBatch = Literal["auto", "always", "never"]
+SmBatch = Literal["auto", "always", "never"]  # Secrets Manager batching: see use_batch
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sidecar.config import Entry, Settings
 from sidecar.content import ContentProblem, json_document, json_text, utf8
 from sidecar.deadline import Deadline
 from sidecar.errors import FetchError
@@ -16,6 +15,7 @@ from sidecar.names import collision_problems, component_problem, is_env_name
 from sidecar.outcomes import Failure, Fetched, Outcome
 from sidecar.references import Reference
 from sidecar.secret import SecretBytes
+from sidecar.settings.model import Entry, Settings
 from sidecar.template import render_template
 
 

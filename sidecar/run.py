@@ -14,7 +14,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sidecar import commit
-from sidecar.config import Settings
 from sidecar.deadline import Deadline
 from sidecar.errors import ConfigError
 from sidecar.outcomes import Outcome
@@ -22,6 +21,7 @@ from sidecar.plan import Call, make_plan
 from sidecar.references import Target
 from sidecar.render import OutputFile, render
 from sidecar.secret import SecretBytes
+from sidecar.settings.model import Settings
 from sidecar.stopping import Stop
 
 Log = Any

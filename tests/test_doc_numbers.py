@@ -17,8 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from sidecar import aws, config, names, notify, plan, references, refresh, retry_policy
+from sidecar import aws, names, notify, plan, references, refresh, retry_policy
 from sidecar.lint import start_timeout
+from sidecar.settings import model as config
+from sidecar.settings.options import OPTIONS
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = (ROOT / "README.md", ROOT / "CHANGELOG.md", *sorted((ROOT / "docs").glob("*.md")))
@@ -109,7 +111,7 @@ def _value(text: str) -> float:
 
 def _texts() -> dict[str, str]:
     texts = {str(path.relative_to(ROOT)): path.read_text(encoding="utf-8") for path in DOCS}
-    texts["secrets-sidecar --help"] = "\n".join(option.help for option in config.OPTIONS)
+    texts["secrets-sidecar --help"] = "\n".join(option.help for option in OPTIONS)
     return texts
 
 
@@ -141,7 +143,7 @@ def test_numbers_beside_a_constants_name_are_its_value() -> None:
 
 def test_settings_table_and_help_state_the_defaults_and_ranges() -> None:
     table = (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
-    for option in config.OPTIONS:
+    for option in OPTIONS:
         row = re.search(rf"^\| `{option.env}` \| `{option.flag}` \| `{option.key}` \| (.*?) \| (.*) \|$", table, re.M)
         assert row, f"docs/configuration.md has no row for {option.env}"
         default, meaning = row.groups()

@@ -12,9 +12,9 @@ import re
 from collections.abc import Mapping
 from typing import Any, Final
 
-from sidecar.config import ENV_PREFIX
 from sidecar.lint.finding import Finding
 from sidecar.lint.task import containers, environment
+from sidecar.settings.options import ENV_PREFIX
 
 RULE: Final = "plain-secret"
 SECRET_NAME: Final = re.compile(

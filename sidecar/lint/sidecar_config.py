@@ -17,7 +17,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from sidecar.config import CONFIG_FILE_ENV, ENV_PREFIX, SECRETS_ENV, Settings, load_settings
 from sidecar.errors import ConfigError
 from sidecar.lint.finding import Finding
 from sidecar.lint.redact import hide_values, json_strings
@@ -29,14 +28,15 @@ from sidecar.lint.task import (
     sidecar_arguments,
     sidecar_process_ids,
 )
+from sidecar.settings.arguments import UsageError, parse_arguments, setting_flags
+from sidecar.settings.load import settings_from
+from sidecar.settings.model import Settings
+from sidecar.settings.options import CONFIG_FILE, ENV_PREFIX, REGION, SECRETS
 
 RULE: Final = "sidecar-config"
 PLACEHOLDER_REGION: Final = "us-east-1"
-REGION_VARIABLES: Final = ("AWS_REGION", "AWS_DEFAULT_REGION", "SIDECAR_REGION")
+REGION_VARIABLES: Final = ("AWS_REGION", "AWS_DEFAULT_REGION", REGION.env)
 ROOT_UID: Final = 0
-CONFIG_FILE_FLAG_KEY: Final = "configFile"
-SECRETS_FLAG_KEY: Final = "secrets"
-NOTIFY_COMMAND_ENV: Final = "SIDECAR_NOTIFY_COMMAND"
 ENTRY_NAME_KEYS: Final = frozenset({"name"})
 SUBCOMMANDS: Final = ("run", "check")
 FLAG: Final = re.compile(r"--[a-z][a-z0-9-]*(?==|$)")
@@ -66,23 +66,23 @@ class _Loaded:
 
 
 def _load(container: Container) -> _Loaded:
-    """Parse the sidecar's settings offline. Raises what the sidecar's parser raises."""
+    """Parse the sidecar's settings offline, with no file read (none is given to the parser: a path names a
+    file inside the image, not on this machine). Raises what the sidecar's parser raises."""
     environ = environment(container)
-    # The config file is a path inside the image: reading that path here would read the wrong file.
-    environ.pop(CONFIG_FILE_ENV, None)
+    environ.pop(CONFIG_FILE.env, None)
     if not any(environ.get(variable) for variable in REGION_VARIABLES):
         environ["AWS_REGION"] = PLACEHOLDER_REGION
     uid, gid = sidecar_process_ids(container) or (ROOT_UID, ROOT_UID)
     flags = _flags(sidecar_arguments(container))
-    config_file_flag = flags.pop(CONFIG_FILE_FLAG_KEY, None) is not None
+    config_file_flag = flags.pop(CONFIG_FILE.key, None) is not None
     unread: list[str] = []
-    if SECRETS_ENV in environ:
-        environ[SECRETS_ENV], names = without_template_files(environ[SECRETS_ENV])
-        unread += [f"{SECRETS_ENV} entry {entry!r}" for entry in names]
-    if isinstance(flags.get(SECRETS_FLAG_KEY), str):
-        flags[SECRETS_FLAG_KEY], names = without_template_files(str(flags[SECRETS_FLAG_KEY]))
-        unread += [f"--secrets entry {entry!r}" for entry in names]
-    settings = load_settings(flags, environ, process_uid=uid, process_gid=gid)
+    if SECRETS.env in environ:
+        environ[SECRETS.env], names = without_template_files(environ[SECRETS.env])
+        unread += [f"{SECRETS.env} entry {entry!r}" for entry in names]
+    if SECRETS.key in flags:
+        flags[SECRETS.key], names = without_template_files(flags[SECRETS.key])
+        unread += [f"{SECRETS.flag} entry {entry!r}" for entry in names]
+    settings = settings_from(flags, environ, {}, process_uid=uid, process_gid=gid)
     return _Loaded(settings, tuple(unread), config_file_flag)
 
 
@@ -101,8 +101,8 @@ def _check_one(name: str, container: Container) -> list[Finding]:
         problem = f"the sidecar's own parser fails on this configuration ({type(exc).__name__}), so the sidecar " \
             "would stop with exit code 1 before fetching anything"
         return [*findings, _error(name, container, problem)]
-    if loaded.config_file_flag and CONFIG_FILE_ENV not in environment(container):
-        findings.append(_config_file_unchecked(name, "--config-file"))
+    if loaded.config_file_flag and CONFIG_FILE.env not in environment(container):
+        findings.append(_config_file_unchecked(name, CONFIG_FILE.flag))
     findings += [
         Finding(
             RULE, "warning", name,
@@ -198,8 +198,8 @@ def without_template_files(text: str) -> tuple[str, list[str]]:
 
 def _unseen_settings(name: str, container: Container, environ: Mapping[str, str]) -> list[Finding]:
     findings = []
-    if CONFIG_FILE_ENV in environ:
-        findings.append(_config_file_unchecked(name, CONFIG_FILE_ENV))
+    if CONFIG_FILE.env in environ:
+        findings.append(_config_file_unchecked(name, CONFIG_FILE.env))
     injected = sorted(n for n in secret_names(container) if n.startswith(ENV_PREFIX))
     if injected:
         findings.append(Finding(
@@ -219,18 +219,14 @@ def _config_file_unchecked(name: str, setting: str) -> Finding:
     )
 
 
-def _flags(words: list[str]) -> dict[str, object]:
-    """Parse the sidecar's command words with the sidecar's own parser into ``load_settings`` flags."""
-    from sidecar.cli import build_parser
-
+def _flags(words: list[str]) -> dict[str, str]:
+    """Parse the sidecar's command words with the sidecar's own parser into ``settings_from`` flags."""
     if not words or words[0] not in SUBCOMMANDS:
         words = ["run", *words]
-    errors = io.StringIO()
     try:
-        with contextlib.redirect_stderr(errors), contextlib.redirect_stdout(io.StringIO()):
-            parsed = build_parser().parse_args(words)
+        with contextlib.redirect_stdout(io.StringIO()):  # --help or --version: printed, then SystemExit
+            return setting_flags(parse_arguments(words))
+    except UsageError as exc:
+        raise ConfigError(f"the sidecar's command is not valid: {exc.message}") from None
     except SystemExit:
-        lines = errors.getvalue().strip().splitlines()
-        reason = lines[-1].split(": error: ", 1)[-1] if lines else "it does not parse"
-        raise ConfigError(f"the sidecar's command is not valid: {reason}") from None
-    return {key: value for key, value in vars(parsed).items() if value is not None}
+        raise ConfigError("the sidecar's command is not valid: it does not parse") from None

@@ -15,12 +15,11 @@ import math
 from collections.abc import Mapping
 from typing import Any, Final
 
-from sidecar.config import DEFAULT_TIMEOUT_SECONDS, ECS_MAX_START_TIMEOUT_SECONDS
 from sidecar.lint.finding import Finding
 from sidecar.lint.task import Container, Sidecar, is_refresh_mode, roles, setting, start_timeout
+from sidecar.settings.model import ECS_MAX_START_TIMEOUT_SECONDS
+from sidecar.settings.options import TIMEOUT
 
-TIMEOUT_FLAG: Final = "--timeout"
-TIMEOUT_ENV: Final = "SIDECAR_TIMEOUT"
 # Between ECS's start of the container and the sidecar's own clock (process start-up, imports), and between
 # the sidecar's exit and the agent seeing it: a few seconds at worst; ten leaves room.
 MARGIN_SECONDS: Final = 10
@@ -62,9 +61,9 @@ def sidecar_deadline(container: Container) -> float | None:
 
     A value that does not parse is the ``sidecar-config`` rule's finding, not this one's.
     """
-    raw = setting(container, TIMEOUT_FLAG, TIMEOUT_ENV)
+    raw = setting(container, TIMEOUT)
     if raw is None:
-        return DEFAULT_TIMEOUT_SECONDS
+        return TIMEOUT.default
     try:
         value = float(raw)
     except ValueError:

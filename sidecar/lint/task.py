@@ -13,16 +13,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from sidecar.config import DEFAULT_OUTPUT_DIR, ENV_PREFIX
+from sidecar.settings.options import ENV_PREFIX, NOTIFY_SIGNAL, OUTPUT_DIR, REFRESH_INTERVAL, Named
 
 SIDECAR_IMAGE_MARKERS: Final = ("secrets-sidecar",)  # also matches ecs-secrets-sidecar
 SIDECAR_PROGRAM: Final = "secrets-sidecar"
-OUTPUT_DIR_ENV: Final = "SIDECAR_OUTPUT_DIR"
-OUTPUT_DIR_FLAG: Final = "--output-dir"
-REFRESH_ENV: Final = "SIDECAR_REFRESH_INTERVAL"
-REFRESH_FLAG: Final = "--refresh-interval"
-NOTIFY_SIGNAL_ENV: Final = "SIDECAR_NOTIFY_SIGNAL"
-NOTIFY_SIGNAL_FLAG: Final = "--notify-signal"
 HEALTHCHECK_COMMAND: Final = "healthcheck"
 _ASCII_DIGITS: Final = re.compile(r"[0-9]{1,10}")
 IMAGE_UID: Final = 10001  # the image's USER (Dockerfile): uid and gid 10001, named sidecar
@@ -138,24 +132,24 @@ def flag_value(container: Container, flag: str) -> str | None:
     return None
 
 
-def setting(container: Container, flag: str, variable: str) -> str | None:
+def setting(container: Container, named: Named) -> str | None:
     """A sidecar setting as the sidecar reads it: the command's flag wins over the environment variable."""
-    from_flag = flag_value(container, flag)
-    return from_flag if from_flag is not None else environment(container).get(variable)
+    from_flag = flag_value(container, named.flag)
+    return from_flag if from_flag is not None else environment(container).get(named.env)
 
 
 def output_dir(container: Container) -> str:
     """The sidecar's output directory: ``--output-dir`` in its command, else SIDECAR_OUTPUT_DIR, else default."""
-    return setting(container, OUTPUT_DIR_FLAG, OUTPUT_DIR_ENV) or DEFAULT_OUTPUT_DIR
+    return setting(container, OUTPUT_DIR) or OUTPUT_DIR.default
 
 
 def is_refresh_mode(container: Container) -> bool:
     """A sidecar with a refresh interval (``--refresh-interval`` or SIDECAR_REFRESH_INTERVAL) keeps running."""
-    return bool(setting(container, REFRESH_FLAG, REFRESH_ENV))
+    return bool(setting(container, REFRESH_INTERVAL))
 
 
 def notifies_by_signal(container: Container) -> bool:
-    return bool(setting(container, NOTIFY_SIGNAL_FLAG, NOTIFY_SIGNAL_ENV))
+    return bool(setting(container, NOTIFY_SIGNAL))
 
 
 def health_check_words(container: Container) -> list[str] | None:

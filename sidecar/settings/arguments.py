@@ -1,0 +1,141 @@
+"""The command line's grammar, built from the table of settings: ``secrets-sidecar [run|check|...] [options]``.
+
+A parse error raises ``UsageError`` instead of printing and exiting, so that the CLI decides what to print
+and the linter can read the sidecar's command words with the sidecar's own parser, in-process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+from collections.abc import Sequence
+from typing import Final, NoReturn
+
+from sidecar import __version__
+from sidecar.errors import ConfigError
+from sidecar.settings.options import CONFIG_FILE, OPTIONS, SECRETS, Setting
+
+COMMANDS: Final = ("run", "check", "healthcheck", "lint-task-definition", "compose")
+SETTINGS_COMMANDS: Final = ("run", "check", "healthcheck")  # the commands that take the sidecar's settings
+LINT_COMMAND: Final = "lint-task-definition"
+COMPOSE_COMMAND: Final = "compose"
+EXIT_CODES: Final = """\
+exit codes:
+  0  every required secret was written (check: the configuration is valid)
+  1  unexpected error (a bug: please report it with the log)
+  2  configuration error; nothing was fetched
+  3  a secret could not be fetched or did not match its reference
+     (not found, access denied, KMS decryption failure, json-key missing, too large,
+     retries or deadline exhausted)
+  4  the files could not be written (output directory missing or not writable, volume
+     full or read-only, owner change not permitted); previous contents are untouched
+  130, 143  stopped by SIGINT or SIGTERM before the set was committed; nothing was written
+
+Every setting is also read from its SIDECAR_* environment variable and from the JSON file named
+by SIDECAR_CONFIG_FILE; flags win over the environment, the environment over the file.
+Documentation: docs/configuration.md"""
+JSON_FLAG: Final = "--json"
+FORMAT_FLAG: Final = "--format"
+COMPOSE_FLAGS: Final = ("--moto", "--image", "--no-seed")  # with --output-dir and --region, which settings have
+# Every long flag of every command, for "did you mean": from the table, not from argparse's internals.
+ALL_FLAGS: Final = (
+    *(o.flag for o in OPTIONS), SECRETS.flag, CONFIG_FILE.flag, JSON_FLAG, FORMAT_FLAG, "--version", "--help",
+    *COMPOSE_FLAGS,
+)
+
+
+class UsageError(ConfigError):
+    """The command line does not parse; ``usage`` is the usage line of the (sub)command concerned."""
+
+    def __init__(self, message: str, usage: str, prog: str) -> None:
+        super().__init__(message)
+        self.usage = usage
+        self.prog = prog
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, raising ``UsageError`` (with the flag a mistyped one was probably meant to be)."""
+
+    def error(self, message: str) -> NoReturn:
+        prefix = "unrecognized arguments: "
+        if message.startswith(prefix):
+            for word in message[len(prefix) :].split():
+                close = difflib.get_close_matches(word.partition("=")[0], sorted(ALL_FLAGS), n=1, cutoff=0.6)
+                if word.startswith("--") and close:
+                    message += f" (did you mean {close[0]}?)"
+                    break
+        raise UsageError(message, self.format_usage(), self.prog)
+
+
+def _add_setting(parser: argparse.ArgumentParser, setting: Setting) -> None:
+    parser.add_argument(setting.flag, dest=setting.key, metavar=setting.metavar, help=setting.help)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _Parser(add_help=False)
+    for option in OPTIONS:
+        common.add_argument(option.flag, dest=option.key, metavar=option.env, help=option.help)
+    _add_setting(common, SECRETS)
+    _add_setting(common, CONFIG_FILE)
+
+    parser = _Parser(
+        prog="secrets-sidecar",
+        description="Fetch secrets from AWS Secrets Manager, SSM Parameter Store and S3, and write them as "
+        "files with restrictive modes, atomically, before the app container starts.",
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"secrets-sidecar {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="{" + ",".join(COMMANDS) + "}")
+    commands.add_parser(
+        "run", parents=[common], help="fetch and write every secret (the default)",
+        epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    check = commands.add_parser(
+        "check", parents=[common], help="validate the configuration and print the plan; no network access",
+        epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    check.add_argument(JSON_FLAG, action="store_true", help="print the plan as JSON")
+    commands.add_parser(
+        "healthcheck", parents=[common],
+        help="refresh mode: exit 0 while the last good refresh is recent (for the ECS container health check)",
+    )
+    lint = commands.add_parser(
+        LINT_COMMAND, help="check an ECS task definition (JSON file, or - for stdin) that runs the "
+        "sidecar; exit 0 clean or warnings only, 1 errors, 2 unreadable (docs/lint-task-definition.md)",
+    )
+    lint.add_argument("file", help="task definition JSON, or describe-task-definition output; - reads stdin")
+    lint.add_argument(FORMAT_FLAG, choices=("text", "json"), default="text", help="report format (default text)")
+    compose = commands.add_parser(
+        COMPOSE_COMMAND, help="turn an ECS task definition into a docker-compose project and report what it "
+        "cannot map; exit 0 written, 2 unreadable or bad option, 4 not written (docs/run-task-definition-locally.md)",
+    )
+    compose.add_argument("file", help="task definition JSON, or describe-task-definition output; - reads stdin")
+    compose.add_argument("-o", "--output-dir", dest="output_dir", metavar="DIR",
+                         help="write DIR/compose.yaml (default: print the project)")
+    compose.add_argument("--moto", action="store_true",
+                         help="add a moto server and seed placeholders for every secret the sidecar references")
+    compose.add_argument("--image", action="append", default=[], metavar="IMAGE=LOCAL",
+                         help="run LOCAL where the task definition names IMAGE (repeatable)")
+    compose.add_argument("--no-seed", action="append", default=[], metavar="VALUEFROM", dest="unseeded",
+                         help="with --moto: leave this reference out of the seed, to watch the sidecar fail")
+    compose.add_argument("--region", help="the task's region (default: from the sidecar's ARNs, else us-east-1)")
+    return parser
+
+
+def with_command(argv: Sequence[str]) -> list[str]:
+    """``argv`` with ``run`` in front when it names no command (``secrets-sidecar --output-dir ...``)."""
+    if not argv or (argv[0] not in COMMANDS and argv[0] not in ("-h", "--help", "--version")):
+        return ["run", *argv]
+    return list(argv)
+
+
+def parse_arguments(argv: Sequence[str]) -> argparse.Namespace:
+    """Parse ``argv``; raises ``UsageError``, or ``SystemExit(0)`` after printing --help or --version."""
+    return build_parser().parse_args(with_command(argv))
+
+
+def setting_flags(arguments: argparse.Namespace) -> dict[str, str]:
+    """The settings given as flags, by setting key: what ``load_settings`` takes."""
+    keys = (*(o.key for o in OPTIONS), SECRETS.key, CONFIG_FILE.key)
+    return {key: value for key in keys if isinstance(value := getattr(arguments, key, None), str)}

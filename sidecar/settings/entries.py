@@ -1,0 +1,149 @@
+"""One entry of the secrets list into an ``Entry``: a reference (``name`` + ``valueFrom``) or a template whose
+inputs are references. Pure: a template file's text comes in ``files``, read at the edge."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Final
+
+from sidecar.errors import ConfigError
+from sidecar.names import is_utf8, name_problem
+from sidecar.references import Reference, parse_value_from
+from sidecar.settings.model import Entry
+from sidecar.settings.options import SHORTHAND_PREFIX
+from sidecar.settings.parsers import parse_id, parse_mode, suggest
+from sidecar.settings.texts import FileTexts, Unreadable
+from sidecar.template import parse_template
+
+ENTRY_KEYS: Final = ("name", "valueFrom", "mode", "uid", "gid", "optional", "expand", "template", "templateFile",
+                     "inputs")
+TEMPLATE_KEYS: Final = ("name", "template", "templateFile", "inputs", "mode", "uid", "gid")
+
+
+@dataclass(frozen=True)
+class EntryDefaults:
+    """What an entry gets when it does not say: the global mode and owner, and the region of references."""
+
+    mode: int
+    uid: int
+    gid: int
+    region: str | None
+
+
+def parse_entry(source: str, index: int, raw: object, defaults: EntryDefaults, files: FileTexts) -> Entry:
+    where = f"{source}[{index}]"
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where} must be an object with name and valueFrom")
+    for key in raw:
+        if key not in ENTRY_KEYS:
+            raise ConfigError(f"{where}: unknown key {key!r}{suggest(key, ENTRY_KEYS)}")
+    if "template" in raw or "templateFile" in raw:
+        return _template_entry(where, raw, defaults, files)
+    for key in ("name", "valueFrom"):
+        if key not in raw:
+            raise ConfigError(f"{where}: {key} is required")
+    name = raw["name"]
+    where = f"{where} ({name!r})" if isinstance(name, str) else where
+    value_from = raw["valueFrom"]
+    if not isinstance(value_from, str):
+        raise ConfigError(f"{where}: valueFrom must be a string")
+    optional, expand = (_flag(where, raw, key) for key in ("optional", "expand"))
+    mode, uid, gid = _ownership(where, raw, defaults)
+    return Entry(_checked_name(where, name), value_from, _reference(where, value_from, defaults), mode, uid, gid,
+                 optional, expand)
+
+
+def shorthand_entry(var: str, value_from: str, defaults: EntryDefaults) -> Entry:
+    """``SIDECAR_SECRET_<NAME>=<valueFrom>``: one entry with the global mode and owner."""
+    name = _checked_name(var, var[len(SHORTHAND_PREFIX) :])
+    reference = _reference(var, value_from, defaults)
+    return Entry(name, value_from, reference, defaults.mode, defaults.uid, defaults.gid)
+
+
+def template_files(raw_entries: object) -> list[str]:
+    """The template files a secrets list names (for the edge to read); lenient: the parser reports mistakes."""
+    entries = raw_entries if isinstance(raw_entries, list) else []
+    return [e["templateFile"] for e in entries if isinstance(e, dict) and isinstance(e.get("templateFile"), str)]
+
+
+def _flag(where: str, raw: Mapping[str, object], key: str) -> bool:
+    value = raw.get(key, False)
+    if not isinstance(value, bool):
+        raise ConfigError(f"{where}: {key} must be true or false")
+    return value
+
+
+def _ownership(where: str, raw: Mapping[str, object], defaults: EntryDefaults) -> tuple[int, int, int]:
+    """An entry's mode, uid and gid: its own keys, else the global settings."""
+    return (
+        parse_mode(f"{where}: mode", raw["mode"]) if "mode" in raw else defaults.mode,
+        parse_id(f"{where}: uid", raw["uid"]) if "uid" in raw else defaults.uid,
+        parse_id(f"{where}: gid", raw["gid"]) if "gid" in raw else defaults.gid,
+    )
+
+
+def _checked_name(where: str, name: object) -> str:
+    problem = name_problem(name)
+    if problem:
+        raise ConfigError(f"{where}: the name {name!r} {problem}")
+    assert isinstance(name, str)  # noqa: S101 - name_problem checked the type
+    return name
+
+
+def _reference(where: str, value_from: str, defaults: EntryDefaults) -> Reference:
+    try:
+        return parse_value_from(value_from, defaults.region)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc.message}") from None
+
+
+def _template_entry(where: str, raw: Mapping[str, object], defaults: EntryDefaults, files: FileTexts) -> Entry:
+    for key in raw:
+        if key not in TEMPLATE_KEYS:
+            raise ConfigError(f"{where}: {key!r} does not apply to a template entry (keys: {', '.join(TEMPLATE_KEYS)})")
+    if "name" not in raw:
+        raise ConfigError(f"{where}: name is required")
+    name = raw["name"]
+    where = f"{where} ({name!r})" if isinstance(name, str) else where
+    name = _checked_name(where, name)
+    if ("template" in raw) == ("templateFile" in raw):
+        raise ConfigError(f"{where}: give either template or templateFile, not both")
+    text = raw["template"] if "template" in raw else _template_file_text(where, raw["templateFile"], files)
+    if not isinstance(text, str):
+        raise ConfigError(f"{where}: template must be a string")
+    if "\x00" in text or not is_utf8(text):
+        raise ConfigError(f"{where}: the template is not text: it holds a NUL character or is not valid UTF-8")
+    template = parse_template(text, where)
+    inputs = raw.get("inputs")
+    if not isinstance(inputs, dict) or not inputs:
+        raise ConfigError(f"{where}: inputs must be an object mapping input names to valueFrom references")
+    parsed = []
+    for input_name, value_from in sorted(inputs.items()):
+        if not isinstance(value_from, str):
+            raise ConfigError(f"{where}: input {input_name!r} must be a valueFrom string")
+        try:
+            parsed.append((input_name, value_from, parse_value_from(value_from, defaults.region)))
+        except ConfigError as exc:
+            raise ConfigError(f"{where}: input {input_name!r}: {exc.message}") from None
+    undeclared = sorted(template.inputs - set(inputs))
+    if undeclared:
+        raise ConfigError(f"{where}: the template uses {undeclared[0]!r}, which is not in inputs")
+    unused = sorted(set(inputs) - template.inputs)
+    if unused:
+        raise ConfigError(f"{where}: input {unused[0]!r} is not used by the template")
+    mode, uid, gid = _ownership(where, raw, defaults)
+    return Entry(name, "", None, mode, uid, gid, template=template, inputs=tuple(parsed))
+
+
+def _template_file_text(where: str, path: object, files: FileTexts) -> str:
+    if not isinstance(path, str) or not path or "\x00" in path or not is_utf8(path):
+        raise ConfigError(f"{where}: templateFile must be a path (UTF-8, without NUL)")
+    content = files.get(path, Unreadable("not read"))
+    if isinstance(content, Unreadable):
+        raise ConfigError(f"{where}: cannot read templateFile {path}: {content.reason}")
+    try:
+        # As a text-mode read: universal newlines, so a template written on Windows renders with "\n".
+        return content.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{where}: cannot read templateFile {path}: not UTF-8") from None
