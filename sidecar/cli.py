@@ -10,7 +10,14 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sidecar.errors import EXIT_CONFIG, EXIT_OK, EXIT_UNEXPECTED, Interrupted, SidecarError
-from sidecar.settings.arguments import COMPOSE_COMMAND, LINT_COMMAND, UsageError, parse_arguments, setting_flags, with_command
+from sidecar.settings.arguments import (
+    COMPOSE_COMMAND,
+    LINT_COMMAND,
+    UsageError,
+    parse_arguments,
+    setting_flags,
+    with_command,
+)
 from sidecar.settings.load import load_settings, logging_preferences
 from sidecar.settings.model import Settings
 

@@ -17,10 +17,12 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from sidecar.compose.notes import Note
-from sidecar.config import CONFIG_FILE_ENV, load_settings
 from sidecar.errors import ConfigError
 from sidecar.lint.task import Container, containers, environment, is_sidecar, sidecar_arguments
 from sidecar.references import ObjectTarget, ParameterTarget, Reference, SecretTarget
+from sidecar.settings.arguments import UsageError, parse_arguments, setting_flags
+from sidecar.settings.load import load_settings
+from sidecar.settings.options import CONFIG_FILE, REGION
 
 MOTO_ACCOUNT: Final = "123456789012"  # the only account a moto server answers for
 EXPANDED_KEY: Final = "example"  # an expanded JSON secret gets one key: its file names come from the keys
@@ -123,11 +125,11 @@ def _references(
     name: str, container: Container, region: str, notes: list[Note]
 ) -> list[tuple[str, Reference, bool]]:
     environ = environment(container)
-    if CONFIG_FILE_ENV in environ:
-        notes.append(Note("unmapped", name, CONFIG_FILE_ENV, (
+    if CONFIG_FILE.env in environ:
+        notes.append(Note("unmapped", name, CONFIG_FILE.env, (
             "the config file is inside the image: the secrets it references are not seeded")))
-        environ.pop(CONFIG_FILE_ENV)
-    if not any(environ.get(v) for v in ("AWS_REGION", "AWS_DEFAULT_REGION", "SIDECAR_REGION")):
+        environ.pop(CONFIG_FILE.env)
+    if not any(environ.get(v) for v in ("AWS_REGION", "AWS_DEFAULT_REGION", REGION.env)):
         environ["AWS_REGION"] = region  # what ECS sets in the container
     try:
         settings = load_settings(_flags(sidecar_arguments(container)), environ, process_uid=0, process_gid=0)
@@ -180,16 +182,13 @@ def _check_account(container: str, account: str, what: str, notes: list[Note]) -
             "is not found locally")))
 
 
-def _flags(words: list[str]) -> dict[str, object]:
+def _flags(words: list[str]) -> dict[str, str]:
     """The sidecar's command words parsed by the sidecar's own parser; a command that does not parse counts as
     none (the sidecar would exit 2, which the run shows)."""
-    from sidecar.cli import build_parser
-
     if not words or words[0] not in ("run", "check"):
         words = ["run", *words]
     try:
-        with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
-            parsed = build_parser().parse_args(words)
-    except SystemExit:
+        with contextlib.redirect_stdout(io.StringIO()):  # --help or --version: printed, then SystemExit
+            return setting_flags(parse_arguments(words))
+    except (UsageError, SystemExit):
         return {}
-    return {key: value for key, value in vars(parsed).items() if value is not None and key != "command"}

@@ -12,7 +12,7 @@ import pytest
 import structlog
 
 from sidecar.cli import main
-from sidecar.config import MAX_MAX_BYTES, MAX_SECONDS
+from sidecar.settings.model import MAX_MAX_BYTES, MAX_SECONDS
 
 DEEP = "[" * 100_000 + "]" * 100_000
 BASE = {"AWS_REGION": "eu-west-1", "PATH": "/usr/bin:/bin"}

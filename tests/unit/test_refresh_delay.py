@@ -6,8 +6,8 @@ import random
 
 import pytest
 
-from sidecar.config import MAX_SECONDS
 from sidecar.refresh import FAILURE_BACKOFF_BASE_SECONDS, JITTER, MAX_BACKOFF_DOUBLINGS, next_delay
+from sidecar.settings.model import MAX_SECONDS
 
 
 class _NoJitter(random.Random):
