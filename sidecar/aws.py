@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 
 from sidecar import __version__, bodylimit
 from sidecar.outcomes import Checked, CheckOutcome, Failure, Fetched, Outcome
@@ -17,8 +17,13 @@ from sidecar.references import AWSCURRENT, ObjectTarget, ParameterTarget, Secret
 from sidecar.retry_policy import ACCESS_DENIED_CODES, NOT_FOUND_CODES, ErrorClass, classify_code
 from sidecar.secret import SecretBytes
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # type stubs, test extras only: nothing here is imported at run time
+    from botocore.client import BaseClient
     from botocore.session import Session
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import GetObjectRequestTypeDef
+    from mypy_boto3_secretsmanager import SecretsManagerClient
+    from mypy_boto3_ssm import SSMClient
 
 T = TypeVar("T")
 CONNECT_TIMEOUT_SECONDS: Final = 3.0
@@ -53,10 +58,10 @@ class ClientFactory:
             max_pool_connections=concurrency,
             user_agent_extra=f"ecs-secrets-sidecar/{__version__}",
         )
-        self._clients: dict[tuple[str, str], Any] = {}
+        self._clients: dict[tuple[str, str], BaseClient] = {}
         self._max_bytes = max_bytes  # None: response bodies unbounded (only for clients that fetch no values)
 
-    def client(self, service: str, region: str) -> Any:
+    def client(self, service: str, region: str) -> BaseClient:
         # Client creation is not thread-safe in botocore: callers create every client before fetching.
         key = (service, region)
         if key not in self._clients:
@@ -65,6 +70,16 @@ class ClientFactory:
                 bodylimit.install(client, self._max_bytes)
             self._clients[key] = client
         return self._clients[key]
+
+    # botocore types every client as BaseClient; the stubs name each service's operations and shapes.
+    def secretsmanager(self, region: str) -> SecretsManagerClient:
+        return cast("SecretsManagerClient", self.client("secretsmanager", region))
+
+    def ssm(self, region: str) -> SSMClient:
+        return cast("SSMClient", self.client("ssm", region))
+
+    def s3(self, region: str) -> S3Client:
+        return cast("S3Client", self.client("s3", region))
 
 
 def known_regions(session: Session | None = None) -> frozenset[str]:
@@ -80,17 +95,17 @@ def known_regions(session: Session | None = None) -> frozenset[str]:
 # --- operations -------------------------------------------------------------------------------------------
 
 
-def perform(client: Any, call: Call, max_bytes: int) -> dict[Target, Outcome]:
+def perform(clients: ClientFactory, call: Call, max_bytes: int) -> dict[Target, Outcome]:
     """Make one API call; per-item failures come back as ``Failure``, whole-call failures raise."""
     try:
-        return _OPERATIONS[call.operation](client, call, max_bytes)
+        return _OPERATIONS[call.operation](clients, call, max_bytes)
     except bodylimit.BodyTooLarge as exc:  # no retry: the endpoint would send the same again
         return {target: Failure("TooLarge", f"{target.describe()} is larger than SIDECAR_MAX_BYTES ({max_bytes} "
                                 f"bytes): {exc.operation} answered with more than the {exc.limit} bytes that allows")
                 for target in call.targets}
 
 
-def _get_secret_value(client: Any, call: Call, max_bytes: int) -> dict[Target, Outcome]:
+def _get_secret_value(clients: ClientFactory, call: Call, max_bytes: int) -> dict[Target, Outcome]:
     (target,) = call.targets
     assert isinstance(target, SecretTarget)  # noqa: S101 - the planner only puts secrets here
     params: dict[str, str] = {"SecretId": target.secret_id}
@@ -98,12 +113,12 @@ def _get_secret_value(client: Any, call: Call, max_bytes: int) -> dict[Target, O
         params["VersionId"] = target.version_id
     elif target.version_stage:
         params["VersionStage"] = target.version_stage
-    return {target: _secret_outcome(target, client.get_secret_value(**params), max_bytes)}
+    return {target: _secret_outcome(target, clients.secretsmanager(call.region).get_secret_value(**params), max_bytes)}
 
 
-def _batch_get_secret_value(client: Any, call: Call, max_bytes: int) -> dict[Target, Outcome]:
+def _batch_get_secret_value(clients: ClientFactory, call: Call, max_bytes: int) -> dict[Target, Outcome]:
     targets = [t for t in call.targets if isinstance(t, SecretTarget)]
-    response = client.batch_get_secret_value(SecretIdList=[t.secret_id for t in targets])
+    response = clients.secretsmanager(call.region).batch_get_secret_value(SecretIdList=[t.secret_id for t in targets])
     outcomes: dict[Target, Outcome] = {}
     for item in response.get("SecretValues", []):
         for target in targets:
@@ -140,22 +155,22 @@ def _secret_outcome(target: SecretTarget, item: Mapping[str, Any], max_bytes: in
     return _sized(target, value, item.get("VersionId"), max_bytes)
 
 
-def _get_parameters(client: Any, call: Call, max_bytes: int) -> dict[Target, Outcome]:
+def _get_parameters(clients: ClientFactory, call: Call, max_bytes: int) -> dict[Target, Outcome]:
     def fetched(target: ParameterTarget, parameter: Mapping[str, Any]) -> Outcome:
         value = parameter.get("Value", "").encode("utf-8")
         return _sized(target, value, parameter_version(target, parameter), max_bytes)
 
-    return _parameters(client, call, fetched, decrypt=True)
+    return _parameters(clients, call, fetched, decrypt=True)
 
 
 def _parameters(
-    client: Any, call: Call, answer: Callable[[ParameterTarget, Mapping[str, Any]], T], *, decrypt: bool
+    clients: ClientFactory, call: Call, answer: Callable[[ParameterTarget, Mapping[str, Any]], T], *, decrypt: bool
 ) -> dict[Target, T | Failure]:
     """One GetParameters call; each answer mapped back to its request, and every request answered."""
     targets = [t for t in call.targets if isinstance(t, ParameterTarget)]
     # Parameter Store answers a reference to a Secrets Manager secret only when asked to decrypt.
     decrypt = decrypt or any(t.is_secret_reference for t in targets)
-    response = client.get_parameters(Names=[t.request_name for t in targets], WithDecryption=decrypt)
+    response = clients.ssm(call.region).get_parameters(Names=[t.request_name for t in targets], WithDecryption=decrypt)
     outcomes: dict[Target, T | Failure] = {}
     for parameter in response.get("Parameters", []):
         target = answered_parameter(targets, str(parameter.get("Name", "")))
@@ -195,13 +210,13 @@ def parameter_version(target: ParameterTarget, parameter: Mapping[str, Any]) -> 
     return str(parameter.get("Version", "")) or None
 
 
-def _get_object(client: Any, call: Call, max_bytes: int) -> dict[Target, Outcome]:
+def _get_object(clients: ClientFactory, call: Call, max_bytes: int) -> dict[Target, Outcome]:
     (target,) = call.targets
     assert isinstance(target, ObjectTarget)  # noqa: S101 - the planner only puts objects here
-    params = {"Bucket": target.bucket, "Key": target.key}
+    params: GetObjectRequestTypeDef = {"Bucket": target.bucket, "Key": target.key}
     if target.version_id:
         params["VersionId"] = target.version_id
-    response = client.get_object(**params)
+    response = clients.s3(call.region).get_object(**params)
     body = response["Body"]
     try:
         if response.get("ContentLength", 0) > max_bytes:
@@ -225,14 +240,15 @@ def _too_large(target: Target, max_bytes: int) -> Failure:
 # --- metadata checks (refresh mode): versions, never values -------------------------------------------------
 
 
-def check(client: Any, call: Call, _max_bytes: int = 0) -> dict[Target, CheckOutcome]:
+def check(clients: ClientFactory, call: Call, _max_bytes: int = 0) -> dict[Target, CheckOutcome]:
     """Make one metadata call; answers each target's current change token."""
-    return _CHECKS[call.operation](client, call)
+    return _CHECKS[call.operation](clients, call)
 
 
-def _describe_secret(client: Any, call: Call) -> dict[Target, CheckOutcome]:
+def _describe_secret(clients: ClientFactory, call: Call) -> dict[Target, CheckOutcome]:
     targets = [t for t in call.targets if isinstance(t, SecretTarget)]
-    stages = client.describe_secret(SecretId=targets[0].secret_id).get("VersionIdsToStages", {})
+    described = clients.secretsmanager(call.region).describe_secret(SecretId=targets[0].secret_id)
+    stages = described.get("VersionIdsToStages", {})
     outcomes: dict[Target, CheckOutcome] = {}
     for target in targets:
         wanted = target.version_stage or AWSCURRENT
@@ -244,26 +260,26 @@ def _describe_secret(client: Any, call: Call) -> dict[Target, CheckOutcome]:
     return outcomes
 
 
-def _parameter_versions(client: Any, call: Call) -> dict[Target, CheckOutcome]:
+def _parameter_versions(clients: ClientFactory, call: Call) -> dict[Target, CheckOutcome]:
     # Without decryption where the API allows it: the answer carries the version, and no KMS call is made.
-    return _parameters(client, call, lambda target, parameter: Checked(parameter_version(target, parameter)),
+    return _parameters(clients, call, lambda target, parameter: Checked(parameter_version(target, parameter)),
                        decrypt=False)
 
 
-def _head_object(client: Any, call: Call) -> dict[Target, CheckOutcome]:
+def _head_object(clients: ClientFactory, call: Call) -> dict[Target, CheckOutcome]:
     (target,) = call.targets
     assert isinstance(target, ObjectTarget)  # noqa: S101 - the planner only puts objects here
-    response = client.head_object(Bucket=target.bucket, Key=target.key)
+    response = clients.s3(call.region).head_object(Bucket=target.bucket, Key=target.key)
     return {target: Checked(response.get("ETag"))}
 
 
-_CHECKS: Final[dict[str, Callable[[Any, Call], dict[Target, CheckOutcome]]]] = {
+_CHECKS: Final[dict[str, Callable[[ClientFactory, Call], dict[Target, CheckOutcome]]]] = {
     "DescribeSecret": _describe_secret,
     "GetParameters": _parameter_versions,
     "HeadObject": _head_object,
 }
 
-_OPERATIONS: Final[dict[str, Callable[[Any, Call, int], dict[Target, Outcome]]]] = {
+_OPERATIONS: Final[dict[str, Callable[[ClientFactory, Call, int], dict[Target, Outcome]]]] = {
     "GetSecretValue": _get_secret_value,
     "BatchGetSecretValue": _batch_get_secret_value,
     "GetParameters": _get_parameters,

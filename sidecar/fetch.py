@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from sidecar import aws
 from sidecar.credentials import resolve_credentials
@@ -26,10 +26,12 @@ from sidecar.retry_policy import ErrorClass, FallBack
 from sidecar.retrying import Stopped, retry_call
 from sidecar.stopping import POLL_SECONDS, Stop
 
+if TYPE_CHECKING:
+    from structlog.typing import FilteringBoundLogger
+
 T = TypeVar("T")
 R = TypeVar("R")
-Perform = Callable[[Any, Call, int], dict[Target, R | Failure]]
-Log = Any  # a structlog bound logger
+Perform = Callable[[aws.ClientFactory, Call, int], dict[Target, R | Failure]]
 
 
 @dataclass
@@ -48,8 +50,8 @@ class Stats:
 
 class Fetcher:
     def __init__(
-        self, clients: aws.ClientFactory, deadline: Deadline, log: Log, *, concurrency: int, max_bytes: int,
-        sleep: Sleep = time.sleep, rng: random.Random | None = None, stop: Stop | None = None,
+        self, clients: aws.ClientFactory, deadline: Deadline, log: FilteringBoundLogger, *, concurrency: int,
+        max_bytes: int, sleep: Sleep = time.sleep, rng: random.Random | None = None, stop: Stop | None = None,
     ) -> None:
         self._clients = clients
         self._stop = stop or Stop()  # SIGTERM: no new call starts, and the waits below end within POLL_SECONDS
@@ -126,7 +128,6 @@ class Fetcher:
             self._clients.client(call.service, call.region)
 
     def _run_call(self, call: Call, perform: Perform[R]) -> tuple[dict[Target, R | Failure], tuple[Call, ...]]:
-        client = self._clients.client(call.service, call.region)
         describe: dict[str, object] = {
             "service": call.service, "region": call.region, "operation": call.operation, "ids": len(call.targets),
         }
@@ -139,7 +140,7 @@ class Fetcher:
             self.stats.count(api_calls=1)
             started = clock()
             try:
-                result = perform(client, call, self._max_bytes)
+                result = perform(self._clients, call, self._max_bytes)
             except Exception as exc:
                 self._log.info("api_call", **describe, attempt=attempt, duration_ms=_ms(clock() - started),
                                outcome=aws.classify(exc).code)

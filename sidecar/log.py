@@ -12,6 +12,7 @@ from collections.abc import MutableMapping
 from typing import Any, TextIO
 
 import structlog
+from structlog.typing import FilteringBoundLogger
 
 from sidecar.secret import REDACTED, SecretBytes
 
@@ -36,7 +37,7 @@ def _redacted(value: object) -> object:
     return value
 
 
-def configure(level: str = "info", fmt: str = "json", stream: TextIO | None = None) -> Any:
+def configure(level: str = "info", fmt: str = "json", stream: TextIO | None = None) -> FilteringBoundLogger:
     renderer: Any = (
         structlog.dev.ConsoleRenderer(colors=False, exception_formatter=structlog.dev.plain_traceback)
         if fmt == "console"
@@ -55,4 +56,5 @@ def configure(level: str = "info", fmt: str = "json", stream: TextIO | None = No
         logger_factory=structlog.PrintLoggerFactory(file=stream or sys.stdout),
         cache_logger_on_first_use=False,
     )
-    return structlog.get_logger("secrets-sidecar")
+    logger: FilteringBoundLogger = structlog.get_logger("secrets-sidecar")  # the wrapper_class above
+    return logger

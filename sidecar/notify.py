@@ -12,9 +12,12 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Final
 
 from sidecar.stopping import POLL_SECONDS, Stop
+
+if TYPE_CHECKING:
+    from structlog.typing import FilteringBoundLogger
 
 NOTIFY_COMMAND_TIMEOUT_SECONDS: Final = 30
 
@@ -37,8 +40,8 @@ def _processes(proc: Path) -> Iterator[tuple[int, set[str]]]:
 
 
 def notify(
-    log: Any, *, signal: int | None, process: str | None, command: tuple[str, ...], output_dir: str, generation: int,
-    stop: Stop,
+    log: FilteringBoundLogger, *, signal: int | None, process: str | None, command: tuple[str, ...],
+    output_dir: str, generation: int, stop: Stop,
 ) -> None:
     if signal is not None and process is not None:
         pids = find_processes(process)
@@ -55,7 +58,9 @@ def notify(
         _run_command(log, command, output_dir, generation, stop)
 
 
-def _run_command(log: Any, command: tuple[str, ...], output_dir: str, generation: int, stop: Stop) -> None:
+def _run_command(
+    log: FilteringBoundLogger, command: tuple[str, ...], output_dir: str, generation: int, stop: Stop
+) -> None:
     # The command gets no inherited environment: only where the files are and which set it is.
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "SIDECAR_OUTPUT_DIR": output_dir,
            "SIDECAR_GENERATION": str(generation)}

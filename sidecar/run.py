@@ -11,7 +11,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING
 
 from sidecar import commit
 from sidecar.deadline import Deadline
@@ -24,7 +24,11 @@ from sidecar.secret import SecretBytes
 from sidecar.settings.model import Settings
 from sidecar.stopping import Stop
 
-Log = Any
+if TYPE_CHECKING:  # imported lazily at run time: start-up cost
+    from botocore.session import Session
+    from structlog.typing import FilteringBoundLogger
+
+    from sidecar.fetch import Fetcher
 
 
 def targets_of(settings: Settings) -> tuple[Target, ...]:
@@ -36,7 +40,7 @@ def plan_for(settings: Settings, targets: Iterable[Target] | None = None) -> tup
     return make_plan(chosen, settings.sm_batch, settings.concurrency)
 
 
-def check_regions(settings: Settings, session: Any = None) -> None:
+def check_regions(settings: Settings, session: Session | None = None) -> None:
     """A region botocore's endpoint data does not know is a configuration error (a typo would otherwise
     surface as a DNS failure after every retry)."""
     from sidecar.aws import known_regions
@@ -80,7 +84,7 @@ class Published:
 class Job:
     """Holds what a long-running process keeps between cycles: clients, the last values, the generation."""
 
-    def __init__(self, settings: Settings, log: Log, stop: Stop | None = None) -> None:
+    def __init__(self, settings: Settings, log: FilteringBoundLogger, stop: Stop | None = None) -> None:
         from sidecar.aws import ClientFactory
 
         self.settings = settings
@@ -94,7 +98,7 @@ class Job:
         self.values: dict[Target, Outcome] = {}
         self.generation = 0
 
-    def fetcher(self, seconds: float) -> Any:
+    def fetcher(self, seconds: float) -> Fetcher:
         from sidecar.deadline import Deadline
         from sidecar.fetch import Fetcher
 
@@ -141,7 +145,7 @@ class Job:
         return Published(committed, len(rendered.files), len(rendered.skipped))
 
 
-def run(settings: Settings, log: Log, started: float, stop: Stop | None = None) -> Job:
+def run(settings: Settings, log: FilteringBoundLogger, started: float, stop: Stop | None = None) -> Job:
     """Write every required secret, or raise a ``SidecarError`` leaving the output directory untouched
     (``Interrupted`` when SIGTERM or SIGINT came first)."""
     job = Job(settings, log, stop)  # a botocore session and no network access yet

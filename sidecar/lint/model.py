@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Final
 from sidecar.lint.finding import Finding
 
 if TYPE_CHECKING:
-    from botocore.model import Shape
+    from botocore.model import Shape, StructureShape
 
 RULE: Final = "register-input"
 SERVICE: Final = "ecs"
@@ -41,13 +41,15 @@ _CLASS_NAME = re.compile(r"<class '(?:[\w.]+\.)?(\w+)'>")
 
 
 @functools.cache
-def input_shape() -> Shape:
+def input_shape() -> StructureShape:
     """The RegisterTaskDefinition input shape from the installed botocore's ECS model."""
     from botocore.loaders import create_loader
     from botocore.model import ServiceModel
 
     model = ServiceModel(create_loader().load_service_model(SERVICE, "service-2"), service_name=SERVICE)
-    return model.operation_model(OPERATION).input_shape
+    shape = model.operation_model(OPERATION).input_shape
+    assert shape is not None  # noqa: S101 - the operation has had an input since ECS began
+    return shape
 
 
 def check_register_input(task: Mapping[str, Any]) -> list[Finding]:
@@ -99,17 +101,19 @@ def _json_type(python_type: str) -> str:
 
 
 def _enum_problems(value: object, shape: Shape, path: str) -> Iterator[tuple[str, str]]:
-    if shape.type_name == "structure" and isinstance(value, Mapping):
+    from botocore.model import ListShape, MapShape, StringShape, StructureShape
+
+    if isinstance(shape, StructureShape) and isinstance(value, Mapping):
         for key, member in shape.members.items():
             if key in value:
                 yield from _enum_problems(value[key], member, f"{path}.{key}" if path else key)
-    elif shape.type_name == "list" and isinstance(value, list):
+    elif isinstance(shape, ListShape) and isinstance(value, list):
         for index, item in enumerate(value):
             yield from _enum_problems(item, shape.member, f"{path}[{index}]")
-    elif shape.type_name == "map" and isinstance(value, Mapping):
+    elif isinstance(shape, MapShape) and isinstance(value, Mapping):
         for key, item in value.items():
             yield from _enum_problems(item, shape.value, f"{path}.{key}")
-    elif shape.type_name == "string" and isinstance(value, str) and shape.enum and value not in shape.enum:
+    elif isinstance(shape, StringShape) and isinstance(value, str) and shape.enum and value not in shape.enum:
         close = difflib.get_close_matches(value.upper(), shape.enum, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         yield path, f"{path} is not one of {', '.join(shape.enum)}{hint}"

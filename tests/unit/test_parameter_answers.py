@@ -34,6 +34,7 @@ class FakeSsm:
         self.answers = answers
         self.invalid = invalid
         self.requests: list[dict[str, Any]] = []
+        self.regions: list[str] = []
 
     def get_parameters(self, **request: Any) -> dict[str, Any]:
         self.requests.append(request)
@@ -41,6 +42,11 @@ class FakeSsm:
         # AWS lists results alphabetically, not in request order.
         return {"Parameters": sorted(found, key=lambda p: p["Name"]),
                 "InvalidParameters": [n for n in request["Names"] if n in self.invalid]}
+
+    def ssm(self, region: str) -> FakeSsm:
+        """Stands in for the client factory too: the operations ask it for their region's client."""
+        self.regions.append(region)
+        return self
 
 
 def _values(outcomes: Mapping[Any, Any]) -> dict[str, bytes | str]:
