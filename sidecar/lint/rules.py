@@ -19,6 +19,7 @@ from sidecar.lint.task import (
     mount_points,
     output_dir,
     roles,
+    runs_project_image,
     same_path,
     volume_names,
 )
@@ -194,11 +195,16 @@ def check_sidecar_user(task: Task) -> list[Finding]:
     for sidecar in roles(task).sidecars:
         user = sidecar.container.get("user")
         who = user.split(":", 1)[0] if isinstance(user, str) else None
+        if not who and runs_project_image(sidecar.container):
+            continue  # the image's own USER is 10001:10001
         if not who or who in ROOT_USERS:
-            state = "has no \"user\"" if not who else f"runs as {user!r}"
+            state = (
+                "has no \"user\", so it runs as its image's user, which may be root" if not who
+                else f"runs as {user!r}, so it runs as root"
+            )
             findings.append(Finding(
                 "sidecar-root", "warning", sidecar.name,
-                f"the sidecar {state}, so it runs as root: a flaw in it would hold root in the task",
+                f"the sidecar {state}: a flaw in it would hold root in the task",
                 "set \"user\" to the image's non-root user, e.g. \"10001\", or \"10001:<the app's gid>\" "
                 "(docs/ownership.md)",
             ))

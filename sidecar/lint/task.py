@@ -111,6 +111,12 @@ def depends_on(container: Container) -> dict[str, object]:
     }
 
 
+def runs_project_image(container: Container) -> bool:
+    """Whether the container's image is this project's (its name says so), whose USER is 10001:10001."""
+    image = container.get("image")
+    return isinstance(image, str) and any(marker in image for marker in SIDECAR_IMAGE_MARKERS)
+
+
 def is_sidecar(container: Container) -> bool:
     """Recognised by its image, its program, or its ``SIDECAR_*`` environment."""
     image = container.get("image")

@@ -290,15 +290,23 @@ def test_a_sidecar_configured_with_no_secret_is_an_error() -> None:
 # --- sidecar-root, sidecar-writable-root ----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("user", [None, "0", "root", "0:1000", "root:root"])
-def test_a_sidecar_running_as_root_is_a_warning(user: str | None) -> None:
+@pytest.mark.parametrize("user", ["0", "root", "0:1000", "root:root"])
+def test_a_sidecar_running_as_root_is_a_warning(user: str) -> None:
+    task = good_task()
+    container(task, "secrets-sidecar")["user"] = user
+    (finding,) = hits(task, "sidecar-root")
+    assert (finding.severity, finding.container) == ("warning", "secrets-sidecar")
+    assert "so it runs as root" in finding.message
+
+
+def test_without_a_user_the_projects_image_runs_as_10001_and_another_image_may_run_as_root() -> None:
     task = good_task()
     sidecar = container(task, "secrets-sidecar")
     sidecar.pop("user")
-    if user is not None:
-        sidecar["user"] = user
+    assert hits(task, "sidecar-root") == []
+    sidecar["image"] = "example.com/fetcher:1"  # still the sidecar, by its SIDECAR_* environment
     (finding,) = hits(task, "sidecar-root")
-    assert (finding.severity, finding.container) == ("warning", "secrets-sidecar")
+    assert "runs as its image's user, which may be root" in finding.message
 
 
 @pytest.mark.parametrize("user", ["10001", "10001:1000", "sidecar"])
