@@ -1,6 +1,9 @@
 """The AWS edge: botocore clients, one function per operation, and error classification.
 
-Only this module imports botocore, and only when a run needs the network (``check`` never does).
+The run's calls to botocore are made here (``sidecar.bodylimit`` bounds the bodies of this module's clients;
+the linter reads botocore's ECS model offline in ``sidecar.lint.model``; tests/test_layers.py holds that list).
+``check`` imports botocore too, for its endpoint data (the known regions), but creates no client and makes no
+network call.
 Each operation maps results back to targets by identity, never by position.
 """
 

@@ -46,7 +46,7 @@ from typing import Final, TypeVar
 from sidecar.deadline import Deadline
 from sidecar.errors import WriteError
 from sidecar.files import create_file
-from sidecar.render import OutputFile
+from sidecar.output import OutputFile
 
 DATA_LINK: Final = "..data"
 DATA_TMP_LINK: Final = "..data_tmp"

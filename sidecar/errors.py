@@ -18,10 +18,9 @@ class SidecarError(Exception):
     exit_code = EXIT_UNEXPECTED
     kind = "error"
 
-    def __init__(self, message: str, **context: object) -> None:
+    def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
-        self.context = context
 
 
 class ConfigError(SidecarError):

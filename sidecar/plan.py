@@ -27,7 +27,6 @@ class Call:
     region: str
     operation: Operation
     targets: tuple[Target, ...]
-    metadata_only: bool = False  # a refresh check: versions, not values
 
 
 def use_batch(current_secrets_in_region: int, sm_batch: SmBatch, concurrency: int) -> bool:
@@ -143,12 +142,12 @@ def make_check_plan(targets: Iterable[Target]) -> tuple[Call, ...]:
         elif isinstance(target, ParameterTarget):
             parameters.setdefault(target.region, []).append(target)
         else:
-            calls.append(Call(target.service, target.region, "HeadObject", (target,), metadata_only=True))
+            calls.append(Call(target.service, target.region, "HeadObject", (target,)))
     for (region, _), group in sorted(secrets.items()):
-        calls.append(Call(SecretTarget.service, region, "DescribeSecret", tuple(group), metadata_only=True))
+        calls.append(Call(SecretTarget.service, region, "DescribeSecret", tuple(group)))
     for region, group in sorted(parameters.items()):
         calls += [
-            Call(ParameterTarget.service, region, "GetParameters", chunk, metadata_only=True)
+            Call(ParameterTarget.service, region, "GetParameters", chunk)
             for chunk in _parameter_chunks(group)
         ]
     return tuple(calls)

@@ -13,26 +13,12 @@ from sidecar.deadline import Deadline
 from sidecar.errors import FetchError
 from sidecar.names import collision_problems, component_problem, is_env_name
 from sidecar.outcomes import Failure, Fetched, Outcome
+from sidecar.output import OutputFile
 from sidecar.references import Reference
 from sidecar.secret import SecretBytes
 from sidecar.settings.model import Entry, Settings
+from sidecar.shell import shell_quoted
 from sidecar.template import render_template
-
-
-@dataclass(frozen=True)
-class OutputFile:
-    path: str  # relative to the output directory, already checked by sidecar.names
-    content: SecretBytes
-    mode: int
-    uid: int
-    gid: int
-    # How messages and log lines name the file: its path, except under ``expand``, where the path holds a JSON
-    # key (secret content) and the file is named by its entry and the key's position instead.
-    label: str = ""
-
-    @property
-    def shown(self) -> str:
-        return self.label or self.path
 
 
 @dataclass(frozen=True)
@@ -189,8 +175,7 @@ def _env_line(entry: Entry, file: OutputFile) -> bytes:
     value = file.content.reveal()
     if b"\x00" in value:
         raise FetchError(f"{entry.name!r}: the value holds a NUL byte, which an env file cannot represent")
-    # Single quotes keep every byte literal in POSIX sh; a quote itself is closed, escaped and reopened.
-    return variable.encode() + b"='" + value.replace(b"'", b"'\\''") + b"'\n"
+    return variable.encode() + b"=" + shell_quoted(value) + b"\n"
 
 
 def _record(entry: Entry, outcomes: Mapping[Any, Outcome], files: list[OutputFile]) -> dict[str, object]:

@@ -17,9 +17,10 @@ from sidecar import commit
 from sidecar.deadline import Deadline
 from sidecar.errors import ConfigError
 from sidecar.outcomes import Outcome
+from sidecar.output import OutputFile
 from sidecar.plan import Call, make_plan
 from sidecar.references import Target
-from sidecar.render import OutputFile, render
+from sidecar.render import render
 from sidecar.secret import SecretBytes
 from sidecar.settings.model import Settings
 from sidecar.stopping import Stop

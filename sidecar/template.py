@@ -22,6 +22,7 @@ from urllib.parse import quote
 from sidecar.content import ContentProblem, json_document, json_text, utf8
 from sidecar.errors import ConfigError, FetchError
 from sidecar.secret import SecretBytes
+from sidecar.shell import shell_quoted_text
 
 _PLACEHOLDER = re.compile(
     r"""\{\{\s*(?:
@@ -30,10 +31,6 @@ _PLACEHOLDER = re.compile(
     )\s*\}\}""",
     re.VERBOSE,
 )
-
-
-def _shell_word(text: str) -> str:
-    return "'" + text.replace("'", "'\\''") + "'"
 
 
 def _pgpass_field(text: str) -> str:
@@ -46,7 +43,7 @@ def _json_string(text: str) -> str:
 
 FILTERS: Final[dict[str, Callable[[str], str]]] = {
     "url": lambda text: quote(text, safe=""),
-    "sh": _shell_word,
+    "sh": shell_quoted_text,
     "json": _json_string,
     "pgpass": _pgpass_field,
 }

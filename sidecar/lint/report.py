@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Final, Literal
+from typing import Literal
 
 from sidecar.lint.finding import Finding
 
 OutputFormat = Literal["text", "json"]
-FORMATS: Final = ("text", "json")
 
 
 def counts(findings: Sequence[Finding]) -> tuple[int, int]:

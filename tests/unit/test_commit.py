@@ -12,7 +12,7 @@ import pytest
 
 from sidecar import commit
 from sidecar.errors import WriteError
-from sidecar.render import OutputFile
+from sidecar.output import OutputFile
 from sidecar.secret import SecretBytes
 from tests.conftest import snapshot
 

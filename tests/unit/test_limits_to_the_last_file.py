@@ -14,7 +14,8 @@ from sidecar.config import load_settings
 from sidecar.deadline import Deadline
 from sidecar.errors import FetchError, WriteError
 from sidecar.outcomes import Fetched
-from sidecar.render import OutputFile, render
+from sidecar.output import OutputFile
+from sidecar.render import render
 from sidecar.secret import SecretBytes
 from sidecar.template import parse_template, render_template
 from tests.conftest import snapshot
