@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -117,3 +118,10 @@ def test_a_template_file_path_that_no_file_can_have(path: str) -> None:
 @pytest.mark.parametrize("path", ["/tmp/\ud800.json", "/tmp/a\x00.json"], ids=["surrogate", "nul"])
 def test_a_config_file_path_that_no_file_can_have(path: str) -> None:
     assert_config_error({"SIDECAR_CONFIG_FILE": path}, "config file")
+
+
+def test_a_template_file_that_is_a_fifo_does_not_block(tmp_path: Path) -> None:
+    fifo = tmp_path / "t.tmpl"
+    os.mkfifo(fifo)
+    secrets = json.dumps([{"name": "t", "templateFile": str(fifo), "inputs": {"s": "/p"}}])
+    assert_config_error({"SIDECAR_SECRETS": secrets}, "not a regular file")
