@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from sidecar import aws, names, notify, plan, references, refresh, retry_policy
+from sidecar import aws, bodylimit, names, notify, plan, references, refresh, retry_policy
 from sidecar.lint import start_timeout
 from sidecar.settings import model as config
 from sidecar.settings.options import OPTIONS
@@ -86,8 +86,15 @@ CLAIMS = (
     # limits and defaults outside the settings table
     Claim("a component over {} bytes or a name over {} bytes", (names.MAX_COMPONENT_BYTES, names.MAX_NAME_BYTES)),
     Claim("`SIDECAR_MAX_BYTES` ({} MiB default)", (config.DEFAULT_MAX_BYTES / MIB,)),
-    Claim("every N seconds (at least {};", (config.MIN_REFRESH_INTERVAL_SECONDS,)),
+    Claim("every N seconds (at least {}, at most {} s;", (config.MIN_REFRESH_INTERVAL_SECONDS, config.MAX_SECONDS)),
     Claim("| {} intervals |", (config.HEALTH_INTERVALS,)),
+    Claim("at most {} s, one week", (config.MAX_SECONDS,)),
+    Claim("at most {} s (one week)", (config.MAX_SECONDS,)),
+    Claim("larger is exit 3 (at most {})", (config.MAX_MAX_BYTES,)),
+    Claim("`SIDECAR_MAX_BYTES` at most {} (1 GiB)", (config.MAX_MAX_BYTES,)),
+    Claim("values-per-call x ({} x SIDECAR_MAX_BYTES + {} KiB) + {} KiB",
+          (bodylimit.JSON_ESCAPE_FACTOR, bodylimit.ITEM_OVERHEAD_BYTES / 1024,
+           bodylimit.RESPONSE_OVERHEAD_BYTES / 1024)),
 )
 
 # Constants a doc may name in backticks with the number beside it.
