@@ -1,7 +1,8 @@
-"""The AWS edge: botocore clients, one function per operation, and error classification.
+"""The AWS edge: botocore clients and one function per operation (their errors: ``sidecar.aws_errors``).
 
-The run's calls to botocore are made here (``sidecar.bodylimit`` bounds the bodies of this module's clients;
-the linter reads botocore's ECS model offline in ``sidecar.lint.model``; tests/test_layers.py holds that list).
+The run's calls to botocore are made here (``sidecar.aws_errors`` reads its exceptions, ``sidecar.bodylimit``
+bounds the bodies of this module's clients, the linter reads botocore's ECS model offline in
+``sidecar.lint.model``; tests/test_layers.py holds that list).
 ``check`` imports botocore too, for its endpoint data (the known regions), but creates no client and makes no
 network call.
 Each operation maps results back to targets by identity, never by position.
@@ -14,10 +15,10 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 
 from sidecar import __version__, bodylimit
+from sidecar.aws_errors import failure_for
 from sidecar.outcomes import Checked, CheckOutcome, Failure, Fetched, Outcome
 from sidecar.plan import Call
 from sidecar.references import AWSCURRENT, ObjectTarget, ParameterTarget, SecretTarget, Target, bare_parameter_name
-from sidecar.retry_policy import ACCESS_DENIED_CODES, NOT_FOUND_CODES, ErrorClass, classify_code
 from sidecar.secret import SecretBytes
 
 if TYPE_CHECKING:  # type stubs, test extras only: nothing here is imported at run time
@@ -32,15 +33,6 @@ T = TypeVar("T")
 CONNECT_TIMEOUT_SECONDS: Final = 3.0
 READ_TIMEOUT_SECONDS: Final = 10.0
 
-MAX_AWS_MESSAGE_CHARS: Final = 200
-PERMISSION: Final = {
-    "GetSecretValue": "secretsmanager:GetSecretValue",
-    "BatchGetSecretValue": "secretsmanager:BatchGetSecretValue",
-    "GetParameters": "ssm:GetParameters",
-    "GetObject": "s3:GetObject",
-    "DescribeSecret": "secretsmanager:DescribeSecret",
-    "HeadObject": "s3:GetObject",
-}
 
 
 class ClientFactory:
@@ -288,69 +280,3 @@ _OPERATIONS: Final[dict[str, Callable[[ClientFactory, Call, int], dict[Target, O
     "GetParameters": _get_parameters,
     "GetObject": _get_object,
 }
-
-
-# --- errors -----------------------------------------------------------------------------------------------
-
-
-def _aws_errors() -> tuple[type[BaseException], ...]:
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    return (BotoCoreError, ClientError)
-
-
-AWS_ERRORS: Final = _aws_errors()  # this module is only imported when a run needs botocore
-
-
-def classify(exc: BaseException) -> ErrorClass:
-    """What the retry policy needs to know about a failed call: its AWS error code (or exception class) and
-    whether a retry may help. Network and credential-endpoint failures are transient; any other exception
-    that reaches here is not."""
-    from botocore import exceptions as bce
-
-    if isinstance(exc, bce.ClientError):
-        code = str(exc.response.get("Error", {}).get("Code", "Unknown"))
-        return classify_code(code, exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
-    transient = isinstance(exc, bce.HTTPClientError | bce.ConnectionError | bce.CredentialRetrievalError)
-    return ErrorClass(type(exc).__name__, transient)
-
-
-def network_detail(exc: BaseException, service: str, region: str) -> str:
-    """For a call that failed on the network: the endpoint URL, and for one never reached, what gives a task a
-    way there. Empty for any other error."""
-    from botocore import exceptions as bce
-
-    url = exc.kwargs.get("endpoint_url") if isinstance(exc, bce.BotoCoreError) else None
-    if not url:
-        return ""
-    if isinstance(exc, bce.EndpointConnectionError | bce.ConnectTimeoutError):
-        return (
-            f": could not connect to {url}; the task needs a route to it (a NAT gateway or a public IP), a VPC "
-            f"endpoint (com.amazonaws.{region}.{service}), or AWS_ENDPOINT_URL set to an endpoint it can reach"
-        )
-    return f" (endpoint {url})"
-
-
-def aws_message(exc: BaseException) -> str:
-    from botocore.exceptions import ClientError
-
-    if isinstance(exc, ClientError):
-        return str(exc.response.get("Error", {}).get("Message", ""))
-    return str(exc)
-
-
-def failure_for(code: str, message: str, target: Target, operation: str) -> Failure:
-    """A plain-English, value-free explanation of an AWS error code for one target."""
-    said = f" (AWS: {message[:MAX_AWS_MESSAGE_CHARS]})" if message else ""
-    what = target.describe()
-    if code in NOT_FOUND_CODES:
-        return Failure(code, f"{what} was not found ({code}){said}", not_found=True)
-    if code in ACCESS_DENIED_CODES:
-        kms = " or kms:Decrypt on its KMS key" if "kms" in message.lower() else ""
-        permission = PERMISSION[operation]
-        if isinstance(target, ParameterTarget) and target.is_secret_reference:
-            permission += " (and secretsmanager:GetSecretValue on the secret it references)"
-        return Failure(code, f"access denied ({code}): the task role lacks {permission}{kms} on {what}{said}")
-    if code in ("DecryptionFailure", "KMSAccessDeniedException", "KMSDisabledException", "KMSInvalidStateException"):
-        return Failure(code, f"KMS could not decrypt {what} ({code}): the task role needs kms:Decrypt on its key{said}")
-    return Failure(code, f"{operation} failed for {what} with {code}{said}")

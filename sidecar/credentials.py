@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-from sidecar import aws
+from sidecar import aws_errors
 from sidecar.deadline import Deadline
 from sidecar.errors import FetchError
 from sidecar.retrying import Stopped
@@ -47,7 +47,7 @@ def resolve_credentials(
     if isinstance(credentials, Stopped):
         exc = credentials.error
         raise FetchError(
-            f"could not obtain AWS credentials (the task role): {type(exc).__name__}: {aws.aws_message(exc)}"
+            f"could not obtain AWS credentials (the task role): {type(exc).__name__}: {aws_errors.aws_message(exc)}"
         ) from None
     if credentials is None:
         raise FetchError(

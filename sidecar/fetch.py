@@ -15,7 +15,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeVar
 
-from sidecar import aws
+from sidecar import aws, aws_errors
 from sidecar.credentials import resolve_credentials
 from sidecar.deadline import Deadline, Sleep
 from sidecar.errors import FetchError
@@ -143,7 +143,7 @@ class Fetcher:
                 result = perform(self._clients, call, self._max_bytes)
             except Exception as exc:
                 self._log.info("api_call", **describe, attempt=attempt, duration_ms=_ms(clock() - started),
-                               outcome=aws.classify(exc).code)
+                               outcome=aws_errors.classify(exc).code)
                 raise
             self._log.info("api_call", **describe, attempt=attempt, duration_ms=_ms(clock() - started), outcome="ok")
             return result
@@ -164,10 +164,10 @@ class Fetcher:
             return {}, follow_ups(call, decision)
         if decision.why != "permanent":
             reason = f"{call.operation} kept failing with {code} after {results.attempts} attempt(s)"
-            where = aws.network_detail(results.error, call.service, call.region)
+            where = aws_errors.network_detail(results.error, call.service, call.region)
             return {t: Failure(code, f"{reason} for {t.describe()}{where}") for t in call.targets}, ()
-        message = aws.aws_message(results.error)
-        return {t: aws.failure_for(code, message, t, call.operation) for t in call.targets}, ()
+        message = aws_errors.aws_message(results.error)
+        return {t: aws_errors.failure_for(code, message, t, call.operation) for t in call.targets}, ()
 
     def _warn_batch_denied(self, region: str) -> None:
         """Once per region, however many of its batches are denied, in whichever threads."""

@@ -15,7 +15,7 @@ from typing import TypeVar
 from tenacity import RetryCallState, Retrying, retry_if_exception_type
 from tenacity.stop import stop_base
 
-from sidecar import aws
+from sidecar import aws_errors
 from sidecar.deadline import Deadline, Sleep
 from sidecar.retry_policy import Decision, ErrorClass, FallBack, GiveUp, Retry, decide, full_jitter
 
@@ -43,7 +43,7 @@ class _PolicyStop(stop_base):
         self.error_class: ErrorClass | None = None
 
     def __call__(self, retry_state: RetryCallState) -> bool:
-        self.error_class = aws.classify(_error(retry_state))
+        self.error_class = aws_errors.classify(_error(retry_state))
         self.decision = decide(
             self.error_class, attempt=retry_state.attempt_number, batch=self._batch,
             seconds_left=self._deadline.remaining(), backoff_seconds=retry_state.upcoming_sleep,
@@ -71,7 +71,7 @@ def retry_call(
         return what()
 
     retrying = Retrying(
-        retry=retry_if_exception_type(aws.AWS_ERRORS),
+        retry=retry_if_exception_type(aws_errors.AWS_ERRORS),
         wait=full_jitter(rng),
         stop=stop,
         sleep=sleep,

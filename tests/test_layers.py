@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ast
 import functools
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,7 +22,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
                      "content", "shell", "stopping", "outcomes")),
     ("values", ("references", "template", "output")),
     ("planning", ("plan",)),
-    ("edges", ("log", "commit", "health", "notify", "aws", "bodylimit", "credentials", "retrying", "fetch")),
+    ("edges", ("log", "commit", "health", "notify", "aws", "aws_errors", "bodylimit", "credentials", "retrying",
+               "fetch")),
     ("settings", ("settings", "config")),
     ("rendering", ("render",)),
     ("orchestration", ("run", "refresh")),
@@ -29,7 +31,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("compose", ("compose",)),
     ("command line", ("cli", "__main__")),
 ]
-BOTOCORE_USERS = {"sidecar.aws", "sidecar.bodylimit", "sidecar.lint.model"}
+BOTOCORE_USERS = {"sidecar.aws", "sidecar.aws_errors", "sidecar.bodylimit", "sidecar.lint.model"}
 
 
 def module_name(path: Path) -> str:
@@ -110,3 +112,13 @@ def test_the_reading_sees_the_imports_the_source_has() -> None:
     assert "sidecar.lint.task" in graph()["sidecar.lint.model"]  # an import inside a function counts
     assert "sidecar.settings.parsers" in graph()["sidecar.settings.options"]  # from package import module
     assert layer_of("sidecar.render") > layer_of("sidecar.commit")  # so commit -> render would be upward
+
+
+def test_how_it_works_lists_the_layers_as_declared_here() -> None:
+    text = (ROOT / "docs" / "how-it-works.md").read_text(encoding="utf-8")
+    section = text[text.index("## Architecture"):]
+    rows = re.findall(r"^\| ([a-z ]+) \| (.+?) \| .+ \|$", section, re.M)[1:]  # [0]: the header row
+    # A package's modules are named in parentheses after it: the layer holds the package.
+    documented = [(layer, set(re.findall(r"`(\w+)/?`", re.sub(r"\(.*?\)", "", modules)))) for layer, modules in rows]
+    declared = [(layer, set(members) - {"sidecar"}) for layer, members in LAYERS]
+    assert documented == declared

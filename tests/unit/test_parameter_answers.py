@@ -9,7 +9,7 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sidecar import aws
+from sidecar import aws, aws_errors
 from sidecar.outcomes import Checked, Failure, Fetched
 from sidecar.plan import Call, make_check_plan, make_plan
 from sidecar.references import ParameterTarget, parse_value_from
@@ -174,7 +174,8 @@ def test_every_answer_shape_maps_back_to_its_own_request(targets: list[Parameter
 
 
 def test_access_denied_on_a_reference_names_both_permissions() -> None:
-    failure = aws.failure_for("AccessDeniedException", "", _target("/aws/reference/secretsmanager/db"), "GetParameters")
+    target = _target("/aws/reference/secretsmanager/db")
+    failure = aws_errors.failure_for("AccessDeniedException", "", target, "GetParameters")
     assert failure.reason == (
         "access denied (AccessDeniedException): the task role lacks ssm:GetParameters (and "
         "secretsmanager:GetSecretValue on the secret it references) on parameter "

@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from tenacity import RetryCallState, Retrying
 
-from sidecar import aws
+from sidecar import aws_errors
 from sidecar.retry_policy import (
     BACKOFF_MAX_SECONDS,
     BACKOFF_MULTIPLIER_SECONDS,
@@ -74,7 +74,7 @@ def test_codes_are_classified_by_code_then_status(
     (bce.ParamValidationError(report="r"), ErrorClass("ParamValidationError", False)),
 ])
 def test_botocore_exceptions_are_classified(exc: BaseException, expected: ErrorClass) -> None:
-    assert aws.classify(exc) == expected
+    assert aws_errors.classify(exc) == expected
 
 
 @pytest.mark.parametrize("error", [DENIED, NOT_FOUND, classify_code("ValidationException", 400)])

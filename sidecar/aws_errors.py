@@ -1,0 +1,83 @@
+"""AWS errors in the run's terms: which exceptions are AWS's, what the retry policy needs to know about one,
+and a plain-English, value-free explanation of an error code for one target."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from sidecar.outcomes import Failure
+from sidecar.references import ParameterTarget, Target
+from sidecar.retry_policy import ACCESS_DENIED_CODES, NOT_FOUND_CODES, ErrorClass, classify_code
+
+MAX_AWS_MESSAGE_CHARS: Final = 200
+PERMISSION: Final = {
+    "GetSecretValue": "secretsmanager:GetSecretValue",
+    "BatchGetSecretValue": "secretsmanager:BatchGetSecretValue",
+    "GetParameters": "ssm:GetParameters",
+    "GetObject": "s3:GetObject",
+    "DescribeSecret": "secretsmanager:DescribeSecret",
+    "HeadObject": "s3:GetObject",
+}
+
+
+def _aws_errors() -> tuple[type[BaseException], ...]:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    return (BotoCoreError, ClientError)
+
+
+AWS_ERRORS: Final = _aws_errors()  # this module is only imported when a run needs botocore
+
+
+def classify(exc: BaseException) -> ErrorClass:
+    """What the retry policy needs to know about a failed call: its AWS error code (or exception class) and
+    whether a retry may help. Network and credential-endpoint failures are transient; any other exception
+    that reaches here is not."""
+    from botocore import exceptions as bce
+
+    if isinstance(exc, bce.ClientError):
+        code = str(exc.response.get("Error", {}).get("Code", "Unknown"))
+        return classify_code(code, exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
+    transient = isinstance(exc, bce.HTTPClientError | bce.ConnectionError | bce.CredentialRetrievalError)
+    return ErrorClass(type(exc).__name__, transient)
+
+
+def network_detail(exc: BaseException, service: str, region: str) -> str:
+    """For a call that failed on the network: the endpoint URL, and for one never reached, what gives a task a
+    way there. Empty for any other error."""
+    from botocore import exceptions as bce
+
+    url = exc.kwargs.get("endpoint_url") if isinstance(exc, bce.BotoCoreError) else None
+    if not url:
+        return ""
+    if isinstance(exc, bce.EndpointConnectionError | bce.ConnectTimeoutError):
+        return (
+            f": could not connect to {url}; the task needs a route to it (a NAT gateway or a public IP), a VPC "
+            f"endpoint (com.amazonaws.{region}.{service}), or AWS_ENDPOINT_URL set to an endpoint it can reach"
+        )
+    return f" (endpoint {url})"
+
+
+def aws_message(exc: BaseException) -> str:
+    from botocore.exceptions import ClientError
+
+    if isinstance(exc, ClientError):
+        return str(exc.response.get("Error", {}).get("Message", ""))
+    return str(exc)
+
+
+def failure_for(code: str, message: str, target: Target, operation: str) -> Failure:
+    """A plain-English, value-free explanation of an AWS error code for one target."""
+    said = f" (AWS: {message[:MAX_AWS_MESSAGE_CHARS]})" if message else ""
+    what = target.describe()
+    if code in NOT_FOUND_CODES:
+        return Failure(code, f"{what} was not found ({code}){said}", not_found=True)
+    if code in ACCESS_DENIED_CODES:
+        kms = " or kms:Decrypt on its KMS key" if "kms" in message.lower() else ""
+        permission = PERMISSION[operation]
+        if isinstance(target, ParameterTarget) and target.is_secret_reference:
+            permission += " (and secretsmanager:GetSecretValue on the secret it references)"
+        return Failure(code, f"access denied ({code}): the task role lacks {permission}{kms} on {what}{said}")
+    if code in ("DecryptionFailure", "KMSAccessDeniedException", "KMSDisabledException", "KMSInvalidStateException"):
+        return Failure(code, f"KMS could not decrypt {what} ({code}): the task role needs kms:Decrypt on its key{said}")
+    return Failure(code, f"{operation} failed for {what} with {code}{said}")
