@@ -221,7 +221,9 @@ def _config_file_unchecked(name: str, setting: str) -> Finding:
 
 def _flags(words: list[str]) -> dict[str, str]:
     """Parse the sidecar's command words with the sidecar's own parser into ``settings_from`` flags."""
-    if not words or words[0] not in SUBCOMMANDS:
+    if not words or words in (["run"], ["check"]):
+        return {}  # the image's default command: no flag (and building the parser costs more than the rest)
+    if words[0] not in SUBCOMMANDS:
         words = ["run", *words]
     try:
         with contextlib.redirect_stdout(io.StringIO()):  # --help or --version: printed, then SystemExit
