@@ -142,7 +142,9 @@ def _same_secret(requested: str, arn: str, name: str) -> bool:
 
 def _secret_outcome(target: SecretTarget, item: Mapping[str, Any], max_bytes: int) -> Outcome:
     if "SecretString" in item:
-        value = item["SecretString"].encode("utf-8")
+        value = _text_value(target, item["SecretString"])
+        if isinstance(value, Failure):
+            return value
     elif "SecretBinary" in item:
         value = bytes(item["SecretBinary"])  # botocore already decoded the base64: never decode twice
     else:
@@ -150,9 +152,21 @@ def _secret_outcome(target: SecretTarget, item: Mapping[str, Any], max_bytes: in
     return _sized(target, value, item.get("VersionId"), max_bytes)
 
 
+def _text_value(target: Target, text: str) -> bytes | Failure:
+    """A string value as the bytes of its file. The response is JSON, which can escape a lone surrogate
+    (``"\ud800"``): no UTF-8 file can hold that, and it is bad content, not a crash."""
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        return Failure("NotUnicode", f"{target.describe()} answered with a value that is not valid Unicode text "
+                       "(a lone surrogate)")
+
+
 def _get_parameters(clients: ClientFactory, call: Call, max_bytes: int) -> dict[Target, Outcome]:
     def fetched(target: ParameterTarget, parameter: Mapping[str, Any]) -> Outcome:
-        value = parameter.get("Value", "").encode("utf-8")
+        value = _text_value(target, parameter.get("Value", ""))
+        if isinstance(value, Failure):
+            return value
         return _sized(target, value, parameter_version(target, parameter), max_bytes)
 
     return _parameters(clients, call, fetched, decrypt=True)

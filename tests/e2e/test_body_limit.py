@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import SIDECAR, SecretValues, SidecarResult, run_captured, run_sidecar, sidecar_env
+from tests.e2e.faultproxy import FaultProxy, rewrite
 from tests.e2e.helpers import assert_failed, assert_ok
 
 HUGE_BODY_BYTES = 200 * 1024 * 1024
@@ -103,3 +104,23 @@ def test_the_largest_legitimate_values_pass_the_bound(aws: Any, outdir: Any, sec
         assert_ok(run_sidecar(env))
         assert (outdir / "text").read_bytes() == str(control).encode()
         assert (outdir / "binary").read_bytes() == binary
+
+
+def _surrogate_value(_request: bytes, response: bytes) -> bytes:
+    return response.replace(b"plain-to-be-replaced", b"before\\ud800after")
+
+
+@pytest.mark.parametrize(("operation", "entry"), [
+    ("secretsmanager.GetSecretValue", {"name": "db", "valueFrom": "{arn}"}),
+    ("AmazonSSM.GetParameters", {"name": "token", "valueFrom": "/app/plain"}),
+], ids=["SecretString", "parameter-Value"])
+def test_an_endpoint_answering_a_lone_surrogate_is_bad_content(
+    operation: str, entry: dict[str, str], aws: Any, proxy: FaultProxy, outdir: Any, secret_values: SecretValues
+) -> None:
+    """A JSON body can escape a lone surrogate, which no UTF-8 file can hold: exit 3, not a traceback."""
+    arn = aws.secretsmanager.create_secret(Name="app/plain", SecretString=secret_values.add("plain-to-be-replaced"))
+    aws.ssm.put_parameter(Name="/app/plain", Value="plain-to-be-replaced", Type="SecureString")
+    proxy.add(rewrite(operation, _surrogate_value))
+    resolved = {**entry, "valueFrom": entry["valueFrom"].format(arn=arn["ARN"])}
+    env = sidecar_env(proxy.url, SIDECAR_OUTPUT_DIR=str(outdir), SIDECAR_SECRETS=json.dumps([resolved]))
+    assert_failed(run_sidecar(env), 3, "is not valid Unicode text (a lone surrogate)")
