@@ -31,7 +31,6 @@ touched.
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 import re
 import secrets
@@ -47,6 +46,7 @@ from sidecar.deadline import Deadline
 from sidecar.errors import WriteError
 from sidecar.files import create_file
 from sidecar.output import OutputFile
+from sidecar.output_dir import write_problem
 
 DATA_LINK: Final = "..data"
 DATA_TMP_LINK: Final = "..data_tmp"
@@ -69,34 +69,6 @@ class Committed:
     untidy: tuple[str, ...] = ()  # value-free reasons why a step after the commit point did not complete
 
 
-def preflight(output_dir: str, owners: set[tuple[int, int]]) -> None:
-    """Fail before any API call when the files could not be written anyway."""
-    try:
-        info = os.stat(output_dir)
-    except FileNotFoundError:
-        raise WriteError(f"output directory {output_dir} does not exist (mount the secrets volume there)") from None
-    except OSError as exc:  # e.g. a parent directory the sidecar's uid cannot search
-        reason = "permission denied on a parent directory" if exc.errno == errno.EACCES else exc.strerror
-        raise WriteError(f"output directory {output_dir} cannot be reached by uid {os.geteuid()}: {reason}") from None
-    if not stat.S_ISDIR(info.st_mode):
-        raise WriteError(f"output directory {output_dir} is not a directory")
-    if not os.access(output_dir, os.W_OK | os.X_OK):
-        raise WriteError(
-            f"output directory {output_dir} is not writable by uid {os.geteuid()} "
-            f"(owner uid {os.stat(output_dir).st_uid}, mode {stat.S_IMODE(os.stat(output_dir).st_mode):04o}, "
-            "or a read-only volume)"
-        )
-    if os.geteuid() == 0:
-        return
-    groups = {os.getegid(), *os.getgroups()}
-    for uid, gid in sorted(owners):
-        if uid != os.geteuid() or gid not in groups:
-            raise WriteError(
-                f"cannot give files to {uid}:{gid}: the sidecar runs as {os.geteuid()}:{os.getegid()} and only "
-                "root may change a file's owner (run as the app's uid, or as root with SIDECAR_UID/SIDECAR_GID)"
-            )
-
-
 def commit(
     output_dir: str,
     files: Sequence[OutputFile],
@@ -115,7 +87,7 @@ def commit(
     try:
         root = os.open(output_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except OSError as exc:
-        raise WriteError(f"cannot write {output_dir}: {_reason(exc, None)}; {UNTOUCHED}") from None
+        raise WriteError(f"cannot write {output_dir}: {write_problem(exc, None)}; {UNTOUCHED}") from None
     try:
         return _Commit(root, output_dir, names, deadline).run([*files, *internal], dir_uid, dir_gid)
     finally:
@@ -309,7 +281,7 @@ class _Commit:
                 os.replace(DATA_TMP_LINK, DATA_LINK, src_dir_fd=self.root, dst_dir_fd=self.root)
         except OSError as exc:
             return WriteError(f"{problem}; the new set is in place, and putting the previous one back failed: "
-                              f"{_reason(exc, self.root)}")
+                              f"{write_problem(exc, self.root)}")
         self._undo(payload)
         return WriteError(f"{problem}; {PUT_BACK}")
 
@@ -324,7 +296,7 @@ class _Commit:
             try:
                 os.unlink(name, dir_fd=self.root)
             except OSError as exc:  # it dangles: the app sees no such name either way
-                untidy.append(f"the link of {name!r}, no longer configured, stays: {_reason(exc, self.root)}")
+                untidy.append(f"the link of {name!r}, no longer configured, stays: {write_problem(exc, self.root)}")
             else:
                 removed.append(name)
         # An old payload that cannot be removed is left for a later run, not an error.
@@ -333,7 +305,7 @@ class _Commit:
         try:
             os.fsync(self.root)
         except OSError as exc:
-            untidy.append(f"the directory could not be flushed to disk: {_reason(exc, self.root)}")
+            untidy.append(f"the directory could not be flushed to disk: {write_problem(exc, self.root)}")
         return Committed(payload, tuple(removed), tuple(kept), tuple(untidy))
 
     # -- errors -----------------------------------------------------------------------------------------------
@@ -345,30 +317,8 @@ class _Commit:
             raise self._error(exc, where, owner) from None
 
     def _error(self, exc: OSError, where: str, owner: tuple[int, int] | None = None) -> WriteError:
-        return WriteError(f"cannot write {self.output_dir}/{where}: {_reason(exc, self.root, owner)}; {UNTOUCHED}")
-
-
-def _reason(exc: OSError, root: int | None, owner: tuple[int, int] | None = None) -> str:
-    if exc.errno == errno.ENOSPC and root is not None and _no_free_inodes(root):
-        return "the volume has no free inodes left (no room for one more file or link, however small)"
-    if exc.errno == errno.EPERM and owner is not None:
-        return (f"changing the owner to {owner[0]}:{owner[1]} is not permitted "
-                f"(the sidecar runs as uid {os.geteuid()})")
-    reasons = {
-        errno.ENOSPC: "the volume is full",
-        errno.EDQUOT: "the disk quota is exhausted",
-        errno.EROFS: "the volume is read-only",
-        errno.EACCES: "permission denied",
-    }
-    return reasons.get(exc.errno or 0, exc.strerror or type(exc).__name__)
-
-
-def _no_free_inodes(root: int) -> bool:
-    try:
-        info = os.fstatvfs(root)
-    except OSError:
-        return False
-    return info.f_files > 0 and info.f_favail == 0  # f_files 0: a file system without an inode limit
+        problem = write_problem(exc, self.root, owner)
+        return WriteError(f"cannot write {self.output_dir}/{where}: {problem}; {UNTOUCHED}")
 
 
 def _try_remove(root: int, name: str) -> bool:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from sidecar import commit
+from sidecar import commit, output_dir
 from sidecar.deadline import Deadline
 from sidecar.errors import ConfigError
 from sidecar.outcomes import Outcome
@@ -162,7 +162,7 @@ def run(settings: Settings, log: FilteringBoundLogger, started: float, stop: Sto
     for warning in settings.warnings:
         log.warning("config_warning", reason=warning)
     owners = {(e.uid, e.gid) for e in settings.entries} | {(settings.uid, settings.gid)}
-    commit.preflight(settings.output_dir, owners)
+    output_dir.preflight(settings.output_dir, owners)
 
     fetcher = job.fetcher(max(0.0, settings.timeout_seconds - (time.monotonic() - started)))
     fetcher.resolve_credentials()

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from sidecar import commit
+from sidecar import commit, output_dir
 from sidecar.errors import WriteError
 from sidecar.output import OutputFile
 from sidecar.secret import SecretBytes
@@ -156,8 +156,8 @@ def test_names_the_sidecar_did_not_create_are_conflicts(tmp_path: Path, kind: st
 
 def test_preflight(tmp_path: Path) -> None:
     with pytest.raises(WriteError, match="does not exist"):
-        commit.preflight(str(tmp_path / "missing"), {(UID, GID)})
-    commit.preflight(str(tmp_path), {(UID, GID)})
+        output_dir.preflight(str(tmp_path / "missing"), {(UID, GID)})
+    output_dir.preflight(str(tmp_path), {(UID, GID)})
 
 
 # --- nothing that can fail happens after the commit point --------------------------------------------------
