@@ -97,6 +97,9 @@ def translate(task: Mapping[str, Any], options: Options) -> Translation:
     definitions = _objects(task.get("containerDefinitions"))
     names = [str(c.get("name", f"container{i}")) for i, c in enumerate(definitions)]
     region = options.region or _region_of(task) or DEFAULT_REGION
+    if not options.region and not _region_of(task):
+        notes.append(Note("approximated", None, "region", (
+            f"no ARN names the task's region: {DEFAULT_REGION} stands in (set --region)")))
     volumes, volume_kinds = _volumes(task, notes)
     services: dict[str, Any] = {}
     waited_on = {

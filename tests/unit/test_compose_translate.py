@@ -246,3 +246,15 @@ def test_linux_parameters() -> None:
     service = result.document["services"]["app"]
     assert (service["init"], service["cap_drop"], service["tmpfs"]) == (True, ["ALL"], ["/tmp:size=16m,noexec"])
     assert "unmapped: app: linuxParameters.sharedMemorySize: not mapped: it has no effect locally" in notes(result)
+
+
+def test_region_from_the_option_else_an_arn_else_a_reported_default() -> None:
+    no_arn = sidecar(environment=[{"name": "SIDECAR_SECRET_key", "value": "/prod/api-key"}])
+    assert translate(task(no_arn, app()), Options(region="ap-south-1")).document["services"]["sidecar"][
+        "environment"]["AWS_REGION"] == "ap-south-1"
+    assert translate(task(sidecar(), app()), Options()).document["services"]["app"]["environment"][
+        "AWS_DEFAULT_REGION"] == "eu-west-1"
+    defaulted = translate(task(no_arn, app()), Options())
+    assert defaulted.document["services"]["sidecar"]["environment"]["AWS_REGION"] == "us-east-1"
+    assert "approximated: region: no ARN names the task's region: us-east-1 stands in (set --region)" in notes(
+        defaulted)
