@@ -11,7 +11,7 @@ VERSION = $(shell $(PYTHON) -c 'import sidecar; print(sidecar.__version__)')
 REVISION = $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 IMAGE ?= ecs-secrets-sidecar:$(VERSION)
 
-.PHONY: demo test lint bench clean image
+.PHONY: demo test test-arm64 lint bench clean image
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,13 @@ demo: $(DEMO_VENV)/.installed
 
 test: $(VENV)/.installed
 	$(PY) -m pytest
+
+# linux/arm64 (Graviton): the unchanged Dockerfile built and run under qemu against moto. Not part of `make
+# test`: emulation makes it take many minutes (docs/container-image.md). scripts/arm64-base installs qemu and
+# binfmt support (Debian packages; needs root) and makes the arm64 base where none can be pulled.
+test-arm64: $(VENV)/.installed
+	bash scripts/arm64-base
+	SIDECAR_ARM64_TESTS=1 SIDECAR_REQUIRE_CONTAINER_TESTS=1 $(PY) -m pytest tests/container/test_arm64.py
 
 lint: $(VENV)/.installed
 	$(PY) -m pip install --quiet -e '.[dev]'

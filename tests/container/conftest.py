@@ -246,6 +246,7 @@ def run_sidecar_container(
     args: Sequence[str] = (),
     mount: str = "/run/secrets",
     extra: Sequence[str] = (),
+    image: str = SIDECAR_IMAGE,
 ) -> ContainerResult:
     """``docker run`` the sidecar image read-only, as its own user unless told, against the moto container."""
     command = ["run", "--rm", "--read-only", "--label", LABEL, "--network", network, "-v", f"{volume}:{mount}"]
@@ -253,7 +254,7 @@ def run_sidecar_container(
         command += ["--user", user]
     for key, value in {**fake_aws_env(), **settings}.items():
         command += ["-e", f"{key}={value}"]
-    completed = run_captured(["docker", *command, *extra, SIDECAR_IMAGE, *args], timeout=RUN_TIMEOUT_SECONDS)
+    completed = run_captured(["docker", *command, *extra, image, *args], timeout=RUN_TIMEOUT_SECONDS)
     return ContainerResult(completed.returncode, completed.stdout.decode(), completed.stderr.decode())
 
 
