@@ -154,7 +154,7 @@ def _secret_outcome(target: SecretTarget, item: Mapping[str, Any], max_bytes: in
 
 def _text_value(target: Target, text: str) -> bytes | Failure:
     """A string value as the bytes of its file. The response is JSON, which can escape a lone surrogate
-    (``"\ud800"``): no UTF-8 file can hold that, and it is bad content, not a crash."""
+    (``"\\ud800"``): no UTF-8 file can hold that, and it is bad content, not a crash."""
     try:
         return text.encode("utf-8")
     except UnicodeEncodeError:

@@ -104,3 +104,19 @@ def test_wheel_installs_into_a_clean_venv_and_runs(dist: Path, tmp_path: Path) -
     where = run(venv / "bin" / "python", "-c", "import sidecar; print(sidecar.__file__)", cwd=tmp_path, env=env)
     assert Path(where.stdout.strip()).is_relative_to(venv)
     assert os.access(sidecar, os.X_OK)
+
+
+def test_no_string_literal_holds_a_lone_surrogate() -> None:
+    """Python 3.13 refuses to compile a module whose string literal (a docstring included) holds a lone
+    surrogate such as an unescaped ``"\\ud800"``; 3.11 accepts it, so only the image build and 3.13 would fail."""
+    import ast
+
+    offenders = []
+    for path in sorted((ROOT / "sidecar").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                try:
+                    node.value.encode("utf-8")
+                except UnicodeEncodeError:
+                    offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert not offenders
