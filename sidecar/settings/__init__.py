@@ -7,6 +7,7 @@
 - ``arguments``: the command line's grammar (argparse), built from the table.
 - ``entries``: one entry of the secrets list (a reference or a template) into an ``Entry``.
 - ``entry_set``: the rules over all entries together (names, the env file's names and access).
+- ``texts``: reading the files the configuration names (config file, templates): the only file access.
 - ``load``: the sources and their precedence; ``settings_from`` (pure: given texts) and ``load_settings``
   (reads the files named, then calls it).
 """
