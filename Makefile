@@ -1,6 +1,7 @@
 # Two commands on a fresh machine (Python 3.11+ and make):
 #   make demo   run the real sidecar against an embedded moto server seeded with example secrets
 #   make test   run the whole test suite (container tests run when a Docker engine answers)
+#   make test-fast  the in-process tests of the core's rules only (`pytest -m fast`), in seconds
 VENV ?= .venv
 DEMO_VENV ?= .venv-demo
 PYTHON ?= python3
@@ -11,7 +12,7 @@ VERSION = $(shell $(PYTHON) -c 'import sidecar; print(sidecar.__version__)')
 REVISION = $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 IMAGE ?= ecs-secrets-sidecar:$(VERSION)
 
-.PHONY: demo test test-arm64 lint bench clean image
+.PHONY: demo test test-fast test-arm64 lint bench clean image
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +32,9 @@ demo: $(DEMO_VENV)/.installed
 
 test: $(VENV)/.installed
 	$(PY) -m pytest
+
+test-fast: $(VENV)/.installed
+	$(PY) -m pytest -m fast -q
 
 # linux/arm64 (Graviton): the unchanged Dockerfile built and run under qemu against moto. Not part of `make
 # test`: emulation makes it take many minutes (docs/container-image.md). scripts/arm64-base installs qemu and

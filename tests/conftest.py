@@ -26,9 +26,18 @@ import urllib.request
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Final
 
 import pytest
+from hypothesis import HealthCheck, settings
+
+# Hypothesis: how fast a machine shared with other jobs generates examples says nothing about the code, so no
+# profile has a per-example deadline or the "too slow" health check. The fast tier (`-m fast`) tries 20
+# examples per property instead of 100 unless a profile is chosen. Files with their own settings (the fuzzers)
+# keep them.
+settings.register_profile("dev", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("fast", settings.get_profile("dev"), max_examples=20)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
 REGION = "eu-west-1"
 ACCOUNT = "123456789012"
@@ -234,6 +243,9 @@ def spawn(
     **popen: Any,
 ) -> Spawned:
     """Start ``command`` with stdout and stderr in files the secrecy guard reads when the test ends."""
+    if _RUNNING_FAST_TEST and _starts_sidecar_or_container(command):
+        pytest.fail(f"a fast-tier test may not start the sidecar or a container: {command[0]}; move it out of "
+                    f"{'/'.join(FAST_DIRECTORIES)} or mark it slow")
     stdout_path, stderr_path = _CAPTURES.new_files(merge_stderr)
     with open(stdout_path, "wb") as out:
         if stderr_path is None:
@@ -288,6 +300,56 @@ def _secrecy_guard(capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureF
 def secret_values(_secrecy_guard: SecretValues) -> SecretValues:
     """Register every value a test seeds: ``secret_values.add(value)`` returns the value."""
     return _secrecy_guard
+
+
+# --- the fast tier ---------------------------------------------------------------------------------------
+
+# Tests under these directories are in-process tests of the core's rules (policy, planner, fallback, backoff,
+# deadline, config, render, commit) with an injected clock: `pytest -m fast`, `make test-fast`. A new test
+# there is in the tier without being marked, unless it is marked slow or container or needs the moto server.
+FAST_DIRECTORIES: Final = ("unit",)
+_NOT_FAST_FIXTURES: Final = frozenset({"moto_endpoint"})  # moto, aws, previous, proxy... all depend on it
+_RUNNING_FAST_TEST = False
+
+
+def is_fast(item: pytest.Item) -> bool:
+    """Whether ``item`` belongs to the fast tier: by its directory, unless it needs more than one process."""
+    relative = Path(str(item.path)).resolve().relative_to(Path(__file__).resolve().parent)
+    return (relative.parts[0] in FAST_DIRECTORIES
+            and item.get_closest_marker("slow") is None and item.get_closest_marker("container") is None
+            and not _NOT_FAST_FIXTURES & set(getattr(item, "fixturenames", ())))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if config.option.markexpr == "fast" and "HYPOTHESIS_PROFILE" not in os.environ:
+        settings.load_profile("fast")
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """With ``-m fast`` alone, nothing outside the fast directories can be selected: do not import it."""
+    if config.option.markexpr != "fast":
+        return None
+    path = collection_path.resolve()
+    if path.parent != Path(__file__).resolve().parent:
+        return None
+    outside = path.name.startswith("test_") if path.is_file() else path.name not in FAST_DIRECTORIES
+    return True if outside else None
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if is_fast(item):
+            item.add_marker(pytest.mark.fast)
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    global _RUNNING_FAST_TEST  # noqa: PLW0603 - read by spawn, which fixtures call without the item
+    _RUNNING_FAST_TEST = item.get_closest_marker("fast") is not None
+
+
+def _starts_sidecar_or_container(command: Sequence[str]) -> bool:
+    return any(part == SIDECAR or "secrets-sidecar" in part or os.path.basename(part) == "docker"
+               for part in command)
 
 
 # --- moto -------------------------------------------------------------------------------------------------

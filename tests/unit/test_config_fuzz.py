@@ -18,6 +18,7 @@ import tempfile
 from pathlib import Path
 from unittest import mock
 
+import pytest
 import structlog
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -27,6 +28,8 @@ from sidecar.cli import main
 from sidecar.settings.entries import ENTRY_KEYS
 from sidecar.settings.options import OPTIONS
 from tests.conftest import SecretValues
+
+pytestmark = pytest.mark.slow  # 1,100 configurations: a minute on a loaded machine, not the fast tier
 
 FUZZ_EXAMPLES = 1_000
 settings.register_profile(
