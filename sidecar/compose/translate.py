@@ -22,6 +22,8 @@ from typing import Any, Final
 
 from sidecar.compose.notes import Note
 from sidecar.compose.seed import SeedPlan, seed_plan
+from sidecar.compose.storage import linux_parameters, mounts_of, volumes_of
+from sidecar.compose.text import escape, objects
 
 MOTO_SERVICE: Final = "local-moto"
 SEED_SERVICE: Final = "local-seed"
@@ -94,16 +96,16 @@ class Translation:
 
 def translate(task: Mapping[str, Any], options: Options) -> Translation:
     notes: list[Note] = []
-    definitions = _objects(task.get("containerDefinitions"))
+    definitions = objects(task.get("containerDefinitions"))
     names = [str(c.get("name", f"container{i}")) for i, c in enumerate(definitions)]
     region = options.region or _region_of(task) or DEFAULT_REGION
     if not options.region and not _region_of(task):
         notes.append(Note("approximated", None, "region", (
             f"no ARN names the task's region: {DEFAULT_REGION} stands in (set --region)")))
-    volumes, volume_kinds = _volumes(task, notes)
+    volumes, volume_kinds = volumes_of(task, notes)
     services: dict[str, Any] = {}
     waited_on = {
-        d.get("containerName") for c in definitions for d in _objects(c.get("dependsOn"))
+        d.get("containerName") for c in definitions for d in objects(c.get("dependsOn"))
         if d.get("condition") in ("SUCCESS", "COMPLETE", "HEALTHY")
     }
     context = _Context(names, volume_kinds, options, waited_on, notes=notes)
@@ -127,17 +129,8 @@ def translate(task: Mapping[str, Any], options: Options) -> Translation:
     return Translation(document, list(dict.fromkeys(notes)), [_service(n) for n in names], plan, unused)
 
 
-def _objects(value: object) -> list[Mapping[str, Any]]:
-    """The objects of a JSON array; anything else (a wrong type the linter reports) counts as empty."""
-    return [item for item in value if isinstance(item, Mapping)] if isinstance(value, list) else []
-
-
 def _service(name: str) -> str:
     return _SERVICE_NAME.sub("-", name)
-
-
-def _escape(value: str) -> str:
-    return value.replace("$", "$$")
 
 
 @dataclass
@@ -158,13 +151,13 @@ def _container(name: str, container: Mapping[str, Any], context: _Context) -> di
     if isinstance(image, str):
         service["image"] = _image(name, image, context.options, context.used_images, context.notes)
     _process(container, service)
-    _linux_parameters(name, container.get("linuxParameters"), service, context.notes)
-    mounts = _mounts(name, container, context.volume_kinds, context.notes)
+    linux_parameters(name, container.get("linuxParameters"), service, context.notes)
+    mounts = mounts_of(name, container, context.volume_kinds, context.notes)
     if mounts:
         service["volumes"] = mounts
     sources = [
         f"{_service(str(v['sourceContainer']))}:{'ro' if v.get('readOnly') else 'rw'}"
-        for v in _objects(container.get("volumesFrom"))
+        for v in objects(container.get("volumesFrom"))
         if v.get("sourceContainer") in context.names
     ]
     if sources:
@@ -184,22 +177,22 @@ def _process(container: Mapping[str, Any], service: dict[str, Any]) -> None:
     for key, target in (("entryPoint", "entrypoint"), ("command", "command")):
         words = container.get(key)
         if isinstance(words, list):
-            service[target] = [_escape(str(w)) for w in words]
+            service[target] = [escape(str(w)) for w in words]
     environment = {
-        str(e["name"]): _escape(str(e.get("value", "")))
-        for e in _objects(container.get("environment")) if "name" in e
+        str(e["name"]): escape(str(e.get("value", "")))
+        for e in objects(container.get("environment")) if "name" in e
     }
     if environment:
         service["environment"] = environment
     for key, target in (("user", "user"), ("workingDirectory", "working_dir"), ("hostname", "hostname")):
         if isinstance(container.get(key), str):
-            service[target] = _escape(container[key])
+            service[target] = escape(container[key])
     if container.get("readonlyRootFilesystem") is True:
         service["read_only"] = True
     if isinstance(container.get("stopTimeout"), int):
         service["stop_grace_period"] = f"{container['stopTimeout']}s"
     if isinstance(container.get("dockerLabels"), Mapping):
-        service["labels"] = {str(k): _escape(str(v)) for k, v in container["dockerLabels"].items()}
+        service["labels"] = {str(k): escape(str(v)) for k, v in container["dockerLabels"].items()}
 
 
 def _lifecycle_notes(name: str, container: Mapping[str, Any], context: _Context) -> None:
@@ -224,99 +217,16 @@ def _image(name: str, image: str, options: Options, used_images: set[str], notes
             notes.append(Note("unmapped", name, "image", (
                 "an ECR image: log in and pull it first (aws ecr get-login-password), or map it to a local "
                 "image with --image")))
-        return _escape(image)
+        return escape(image)
     used_images.add(image)
     notes.append(Note("approximated", name, "image", f"runs the local image {local} instead of {image}"))
-    return _escape(local)
-
-
-def _linux_parameters(name: str, parameters: object, service: dict[str, Any], notes: list[Note]) -> None:
-    if not isinstance(parameters, Mapping):
-        return
-    if parameters.get("initProcessEnabled") is True:
-        service["init"] = True
-    capabilities = parameters.get("capabilities")
-    if isinstance(capabilities, Mapping):
-        for key, target in (("add", "cap_add"), ("drop", "cap_drop")):
-            if isinstance(capabilities.get(key), list):
-                service[target] = [str(c) for c in capabilities[key]]
-    mounts = [_tmpfs(t) for t in _objects(parameters.get("tmpfs")) if isinstance(t.get("containerPath"), str)]
-    if mounts:
-        service["tmpfs"] = mounts
-    for key in sorted(set(parameters) - {"initProcessEnabled", "capabilities", "tmpfs"}):
-        notes.append(Note("unmapped", name, f"linuxParameters.{key}", "not mapped: it has no effect locally"))
-
-
-def _tmpfs(mount: Mapping[str, Any]) -> str:
-    """``path:size=<MiB>m,<options>``: Docker's --tmpfs syntax for an ECS tmpfs mount (size in MiB)."""
-    options = mount.get("mountOptions")
-    extra = "".join(f",{o}" for o in options) if isinstance(options, list) else ""
-    return _escape(f"{mount['containerPath']}:size={mount.get('size', 1)}m{extra}")
-
-
-def _volumes(task: Mapping[str, Any], notes: list[Note]) -> tuple[dict[str, Any], dict[str, str]]:
-    """Compose volumes, and the kind of each task volume: ``volume`` (named) or a host path (bind)."""
-    volumes: dict[str, Any] = {}
-    kinds: dict[str, str] = {}
-    for volume in _objects(task.get("volumes")):
-        if not isinstance(volume.get("name"), str):
-            continue
-        name = volume["name"]
-        host = volume.get("host")
-        source = host.get("sourcePath") if isinstance(host, Mapping) else None
-        docker = volume.get("dockerVolumeConfiguration")
-        if isinstance(source, str) and source:
-            kinds[name] = source
-            notes.append(Note("approximated", None, f"volumes.{name}", (
-                f"bind-mounts {source} of this machine, where ECS mounts the container instance's path")))
-            continue
-        kinds[name] = "volume"
-        if isinstance(docker, Mapping):
-            spec: dict[str, Any] = {}
-            if isinstance(docker.get("driver"), str):
-                spec["driver"] = docker["driver"]
-            if isinstance(docker.get("driverOpts"), Mapping):
-                spec["driver_opts"] = {str(k): _escape(str(v)) for k, v in docker["driverOpts"].items()}
-            if isinstance(docker.get("labels"), Mapping):
-                spec["labels"] = {str(k): _escape(str(v)) for k, v in docker["labels"].items()}
-            if docker.get("scope") == "shared":
-                notes.append(Note("approximated", None, f"volumes.{name}", (
-                    "scope shared: ECS keeps the volume after the task; compose keeps it until down -v")))
-            volumes[name] = spec
-            continue
-        for other in sorted(set(volume) - {"name", "host"}):
-            notes.append(Note("unmapped", None, f"volumes.{name}.{other}", (
-                "not mapped: an empty local volume stands in for it")))
-        # A task-scoped volume without a host path: the agent creates a Docker local volume for it on EC2
-        # (initializeDockerLocalVolumes, agent/api/task/task.go); Fargate keeps it on the task's storage.
-        volumes[name] = {}
-    return volumes, kinds
-
-
-def _mounts(
-    name: str, container: Mapping[str, Any], kinds: Mapping[str, str], notes: list[Note]
-) -> list[dict[str, Any]]:
-    mounts = []
-    for mount in _objects(container.get("mountPoints")):
-        source, path = mount.get("sourceVolume"), mount.get("containerPath")
-        if not isinstance(source, str) or not isinstance(path, str):
-            continue
-        kind = kinds.get(source)
-        if kind is None:
-            notes.append(Note("unmapped", name, "mountPoints", f"the volume {source} is not among the task's volumes"))
-            continue
-        spec: dict[str, Any] = {"type": "volume" if kind == "volume" else "bind",
-                                "source": source if kind == "volume" else _escape(kind), "target": _escape(path)}
-        if mount.get("readOnly") is True:
-            spec["read_only"] = True
-        mounts.append(spec)
-    return mounts
+    return escape(local)
 
 
 def _health_check(check: object) -> dict[str, Any] | None:
     if not isinstance(check, Mapping) or not isinstance(check.get("command"), list):
         return None
-    health: dict[str, Any] = {"test": [_escape(str(w)) for w in check["command"]]}
+    health: dict[str, Any] = {"test": [escape(str(w)) for w in check["command"]]}
     for key in ("interval", "timeout"):
         health[key] = f"{check.get(key, HEALTH_DEFAULTS[key])}s"
     health["retries"] = check.get("retries", HEALTH_DEFAULTS["retries"])
@@ -327,7 +237,7 @@ def _health_check(check: object) -> dict[str, Any] | None:
 
 def _depends_on(name: str, container: Mapping[str, Any], names: list[str], notes: list[Note]) -> dict[str, Any]:
     depends: dict[str, Any] = {}
-    for dependency in _objects(container.get("dependsOn")):
+    for dependency in objects(container.get("dependsOn")):
         target, condition = dependency.get("containerName"), dependency.get("condition")
         if target not in names or condition not in CONDITIONS:
             notes.append(Note("unmapped", name, "dependsOn", f"{target} {condition}: no such container or condition"))
@@ -372,8 +282,8 @@ def _add_moto(
     services[MOTO_SERVICE] = {"image": image, "entrypoint": ["moto_server", *listen]}
     services[SEED_SERVICE] = {
         "image": image,
-        "entrypoint": ["python", "-c", _escape(script)],
-        "environment": {**fake_aws, "AWS_REGION": region, "SEED_PLAN": _escape(json.dumps(plan.as_json()))},
+        "entrypoint": ["python", "-c", escape(script)],
+        "environment": {**fake_aws, "AWS_REGION": region, "SEED_PLAN": escape(json.dumps(plan.as_json()))},
         "depends_on": {MOTO_SERVICE: {"condition": "service_started"}},
     }
     for name, container in containers:
@@ -392,6 +302,6 @@ def _add_moto(
 
 def _region_of(task: Mapping[str, Any]) -> str | None:
     """The region of the first ARN in any container's environment (the task's region, most likely)."""
-    text = json.dumps([c.get("environment") for c in _objects(task.get("containerDefinitions"))])
+    text = json.dumps([c.get("environment") for c in objects(task.get("containerDefinitions"))])
     match = re.search(r"arn:aws[a-z-]*:(?:secretsmanager|ssm):([a-z]{2}(?:-[a-z]+)+-\d+):", text)
     return match[1] if match else None
