@@ -32,10 +32,12 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 # Hypothesis: how fast a machine shared with other jobs generates examples says nothing about the code, so no
-# profile has a per-example deadline or the "too slow" health check. The fast tier (`-m fast`) tries 20
-# examples per property instead of 100 unless a profile is chosen. Files with their own settings (the fuzzers)
-# keep them.
+# profile has a per-example deadline or the "too slow" health check. CI's (HYPOTHESIS_PROFILE=ci, .ci/run) is
+# also derandomized without an example database: a CI run depends on its commit alone, and a failure prints
+# the blob that reproduces it. The fast tier (`-m fast`) tries 20 examples per property instead of 100 unless
+# a profile is chosen. Files with their own settings (the fuzzers) keep them.
 settings.register_profile("dev", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("ci", settings.get_profile("dev"), derandomize=True, database=None, print_blob=True)
 settings.register_profile("fast", settings.get_profile("dev"), max_examples=20)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
