@@ -26,7 +26,7 @@ import urllib.request
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Final
+from typing import IO, Any, Final, NoReturn
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -302,6 +302,19 @@ def _secrecy_guard(capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureF
 def secret_values(_secrecy_guard: SecretValues) -> SecretValues:
     """Register every value a test seeds: ``secret_values.add(value)`` returns the value."""
     return _secrecy_guard
+
+
+# --- tests that need root, unshare and setpriv ----------------------------------------------------------------
+
+PRIVILEGED_ENV: Final = "SIDECAR_REQUIRE_PRIVILEGED_TESTS"
+
+
+def skip_unless_required(reason: str) -> NoReturn:
+    """Skip a test this machine cannot run (no root, no ``unshare``/``setpriv``/``mount``, no shell); where
+    ``SIDECAR_REQUIRE_PRIVILEGED_TESTS=1`` (CI, .ci/run) the skip is a failure instead, as for container tests."""
+    if os.environ.get(PRIVILEGED_ENV) == "1":
+        pytest.fail(f"required ({PRIVILEGED_ENV}=1) but cannot run here: {reason}", pytrace=False)
+    pytest.skip(reason)
 
 
 # --- the fast tier ---------------------------------------------------------------------------------------

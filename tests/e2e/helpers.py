@@ -13,9 +13,16 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-from tests.conftest import ACCOUNT, REGION, SIDECAR, SecretValues, SidecarResult, run_captured, snapshot
+from tests.conftest import (
+    ACCOUNT,
+    REGION,
+    SIDECAR,
+    SecretValues,
+    SidecarResult,
+    run_captured,
+    skip_unless_required,
+    snapshot,
+)
 
 NOBODY = 65534  # uid and gid of an unprivileged user that exists in every Debian-based image
 
@@ -141,7 +148,8 @@ def run_as(
     timeout: float = 60,
 ) -> SidecarResult:
     """Run the installed ``secrets-sidecar`` as ``uid:gid`` (no supplementary groups)."""
-    assert os.geteuid() == 0, "only root can start a process as another user"
+    if os.geteuid() != 0:
+        skip_unless_required("only root can start a process as another user")
     blocked = _blocked_ancestor()
     if blocked is None:
         completed = run_captured([SIDECAR, *args], env, user=uid, group=gid, extra_groups=[], timeout=timeout)
@@ -152,7 +160,7 @@ def run_as(
             completed = run_captured(command, env, timeout=timeout)
         setup_failed = completed.returncode == 125 and b"run_as-setup-failed" in completed.stderr
         if setup_failed or completed.stderr.startswith(b"unshare:"):
-            pytest.skip(f"cannot start a process as {uid}:{gid} here: {completed.stderr.decode()[-300:]}")
+            skip_unless_required(f"cannot start a process as {uid}:{gid}: {completed.stderr.decode()[-300:]}")
     return SidecarResult(completed.returncode, completed.stdout.decode(), completed.stderr.decode())
 
 
@@ -195,7 +203,7 @@ def run_with_private_mount(env: Mapping[str, str], mount: str, directory: Path, 
     )
     if (completed.returncode == 125 and b"mount-setup-failed" in completed.stderr) or completed.stderr.startswith(
             b"unshare:"):
-        pytest.skip(f"cannot mount in a private namespace here: {completed.stderr.decode()[-300:]}")
+        skip_unless_required(f"cannot mount in a private namespace: {completed.stderr.decode()[-300:]}")
     stderr, _, listing = completed.stderr.decode().rpartition("\n--listing--\n")
     result = SidecarResult(completed.returncode, completed.stdout.decode(), stderr)
     return result, listing.split()

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import SecretValues, run_sidecar, sidecar_env
+from tests.conftest import SecretValues, run_sidecar, sidecar_env, skip_unless_required
 from tests.e2e.helpers import assert_failed, assert_ok, full_state, owner_and_mode, secrets_json
 
 NASTY = {
@@ -43,7 +43,7 @@ def test_env_file_restores_exact_bytes_in_posix_shells(
     shell: str, aws: Any, outdir: Path, secret_values: SecretValues
 ) -> None:
     if shutil.which(shell) is None:
-        pytest.skip(f"{shell} is not installed")
+        skip_unless_required(f"{shell} is not installed")
     arn = aws.secretsmanager.create_secret(Name="env/nasty", SecretString=secret_values.add(json.dumps(NASTY)))["ARN"]
     for value in NASTY.values():
         secret_values.add(value)

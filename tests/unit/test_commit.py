@@ -14,7 +14,7 @@ from sidecar import commit, output_dir
 from sidecar.errors import WriteError
 from sidecar.output import OutputFile
 from sidecar.secret import SecretBytes
-from tests.conftest import snapshot
+from tests.conftest import skip_unless_required, snapshot
 
 UID, GID = os.getuid(), os.getgid()
 
@@ -89,8 +89,9 @@ def test_a_failed_write_leaves_the_previous_set_untouched(
     assert snapshot(tmp_path) == before
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run a non-root child")
 def test_owner_change_not_permitted() -> None:
+    if os.geteuid() != 0:
+        skip_unless_required("needs root to run a non-root child")
     tmp_path = Path(tempfile.mkdtemp(prefix="sidecar-owner-"))  # under /tmp: reachable by a non-root uid
     os.chown(tmp_path, 4321, 4321)
     pid = os.fork()
