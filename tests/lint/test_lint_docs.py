@@ -17,7 +17,10 @@ def rules_in_code() -> dict[str, set[str]]:
         text = source.read_text()
         constants = dict(re.findall(r'^([A-Z_]+): Final = "([a-z]+(?:-[a-z]+)+)"', text, re.MULTILINE))
         pattern = r'Finding\(\s*(?:rule=)?("[a-z-]+"|[A-Z_]+),\s*(?:severity=)?"(error|warning)"'
-        for rule, severity in re.findall(pattern, text):
+        findings = re.findall(pattern, text)
+        # Every Finding the module builds is one this reads: a rule built another way cannot go unnoticed.
+        assert len(findings) == len(re.findall(r"\bFinding\(", text)), f"{source.name}: a Finding this cannot read"
+        for rule, severity in findings:
             rule_id = rule.strip('"') if rule.startswith('"') else constants[rule]
             found.setdefault(rule_id, set()).add(severity)
     return found
@@ -31,7 +34,6 @@ def rules_in_table(doc: str) -> dict[str, set[str]]:
 def test_every_rule_has_a_section_and_a_table_row_with_its_severities_and_nothing_else_does() -> None:
     doc = DOC.read_text()
     in_code = rules_in_code()
-    assert len(in_code) == 25, sorted(in_code)
     assert rules_in_table(doc) == in_code
     sections = dict(re.findall(r"^### `([a-z-]+)` \(([a-z ]+)\)", doc, re.MULTILINE))
     assert {rule: set(severity.split(" or ")) for rule, severity in sections.items()} == in_code
