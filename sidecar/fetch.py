@@ -98,6 +98,7 @@ class Fetcher:
         self._clients_for(calls)
         outcomes: dict[Target, R | Failure] = {}
         pool = ThreadPoolExecutor(max_workers=self._concurrency, thread_name_prefix="fetch")
+        answered = False
         try:
             pending: set[Future[tuple[dict[Target, R | Failure], tuple[Call, ...]]]] = {
                 pool.submit(self._run_call, call, perform) for call in calls
@@ -119,8 +120,11 @@ class Fetcher:
                     outcomes.update(results)
                     self._clients_for(more)
                     pending |= {pool.submit(self._run_call, call, perform) for call in more}
+            answered = True
         finally:
-            pool.shutdown(wait=False, cancel_futures=True)
+            # Every call answered: wait for the idle workers to exit, so that no thread outlives the run. Else
+            # (deadline, SIGTERM, a bug) the calls still running are abandoned: the process is about to exit.
+            pool.shutdown(wait=answered, cancel_futures=True)
         return outcomes
 
     def _clients_for(self, calls: Iterable[Call]) -> None:

@@ -128,9 +128,14 @@ def run() -> Iterator[Callable[..., Run]]:
             fetcher = Fetcher(FakeClients(), deadline, structlog.get_logger(),  # type: ignore[arg-type]
                               concurrency=concurrency, max_bytes=1024, sleep=time.sleep, rng=rng or Highest())
             outcomes = fetcher.run(calls, api.perform)
+        assert fetch_threads() == []  # none outlives the run into another test
         return Run(outcomes, api, time, logs, fetcher)
 
     yield go
+
+
+def fetch_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("fetch")]
 
 
 def single(target: SecretTarget) -> Call:
@@ -270,6 +275,8 @@ def test_calls_still_unanswered_at_the_deadline_fail_the_run() -> None:
             fetcher.run((single(secret("a")), single(secret("b"))), hang)
     finally:
         release.set()
+        for thread in fetch_threads():  # the abandoned calls end here, not during the next test
+            thread.join(10)
 
 
 # --- batches: fallbacks to single calls ------------------------------------------------------------------------
