@@ -130,6 +130,9 @@ def test_transient_faults_on_40_percent_of_calls_fail_a_run_only_when_a_call_exh
                faulted=sum(n for (_, action), n in counts.items() if action != "forwarded"),
                seconds=round(elapsed, 2))
     figure("transient40_summary", succeeded=outcomes.count(0), runs=len(outcomes))
+    # A run fails with about 9 x 0.4**6 = 4 % (nine calls): three failures in five runs has odds of about 1 in
+    # 2,000, and a sidecar that retried too little (or every run failing for another cause) fails here.
+    assert outcomes.count(0) >= 3, outcomes
 
 
 def _by_action(counts: Any) -> dict[str, int]:

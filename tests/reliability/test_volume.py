@@ -120,6 +120,7 @@ FILES_PER_SET = 200
 BLOBS = 3
 BLOB_BYTES = 768 * 1024
 KILL_ROUNDS = 8
+AFTER_SWAP_ROUNDS = 3  # killed just past the commit point: the next run must see the new set
 KILL_SEED = 20261128
 
 
@@ -152,11 +153,13 @@ def _seen_through_names(directory: Path) -> dict[str, bytes]:
     return seen
 
 
-def _kill_during_commit(env: dict[str, str], directory: Path, delay: float | None) -> tuple[str, bytes, float]:
+def _kill_during_commit(env: dict[str, str], directory: Path, delay: float | None, *,
+                        after_swap: bool = False) -> tuple[str, bytes, float]:
     """Start a run, wait until its payload directory appears (the commit has begun), wait ``delay``, SIGKILL
-    (``None``: let it finish). Returns where it was (``commit``: killed while committing; ``finished``: it
-    exited first), its output, and the seconds from the payload's appearance to the kill or, with ``None``,
-    to the commit point."""
+    (``None``: let it finish; ``after_swap``: SIGKILL as soon as ``..data`` names the new payload, while the
+    run still removes the previous one). Returns where it was (``commit``: killed while committing;
+    ``finished``: it exited first), its output, and the seconds from the payload's appearance to the kill or,
+    with ``None``, to the commit point."""
     before = set(payload_dirs(directory))
     process = spawn([SIDECAR], env, merge_stderr=True)
     state, window = "timeout", 0.0
@@ -169,9 +172,11 @@ def _kill_during_commit(env: dict[str, str], directory: Path, delay: float | Non
                 while process.poll() is None and os.readlink(directory / "..data") == previous:
                     time.sleep(0.0005)
                 window = time.monotonic() - appeared
-                process.wait(timeout=60)
-                return "finished", process.stdout(), window
-            time.sleep(delay)
+                if not after_swap:
+                    process.wait(timeout=60)
+                    return "finished", process.stdout(), window
+            else:
+                time.sleep(delay)
             window = time.monotonic() - appeared
             state = "finished"
             if process.poll() is None:
@@ -207,9 +212,12 @@ def test_sigkill_in_the_middle_of_a_commit_leaves_the_old_or_the_new_set(
     where: list[str] = []
     outcomes: list[str] = []
     leftovers = 0
-    for _ in range(KILL_ROUNDS):
+    schedule = [False] * KILL_ROUNDS + [True] * AFTER_SWAP_ROUNDS
+    rng.shuffle(schedule)
+    for after_swap in schedule:
         writing = "B" if committed == "A" else "A"
-        state, output, _ = _kill_during_commit(env(writing), directory, rng.uniform(0, window * 1.2))
+        delay = None if after_swap else rng.uniform(0, window * 1.2)
+        state, output, _ = _kill_during_commit(env(writing), directory, delay, after_swap=after_swap)
         for value in secret_values.values:
             assert value not in output
         assert state != "timeout"
@@ -222,6 +230,8 @@ def test_sigkill_in_the_middle_of_a_commit_leaves_the_old_or_the_new_set(
         seen = "A" if through_data == sets["A"][1] else "B"
         assert seen in (committed, writing)
         outcomes.append("new" if seen == writing else "old")
+        if after_swap:
+            assert seen == writing, "killed after the commit point, yet the old set"
         leftovers += len(payload_dirs(directory)) - 1 + os.path.lexists(directory / "..data_tmp")
 
         # The next normal run cleans what the killed one left and commits.
@@ -230,8 +240,12 @@ def test_sigkill_in_the_middle_of_a_commit_leaves_the_old_or_the_new_set(
         assert_clean(directory)
         committed = writing
 
-    assert "commit" in where, "no run was killed"
-    figure("sigkill", rounds=KILL_ROUNDS, killed=where.count("commit"),
+    # Kills landed on both sides of the commit point: the old set stayed (killed before the swap) and the new
+    # one was whole (killed after it); otherwise the rounds proved less than they claim.
+    killed = [outcome for state, outcome in zip(where, outcomes, strict=True) if state == "commit"]
+    assert "old" in killed, f"no kill landed before the commit point: {list(zip(where, outcomes, strict=True))}"
+    assert "new" in killed, f"no kill landed after the commit point: {list(zip(where, outcomes, strict=True))}"
+    figure("sigkill", rounds=len(schedule), killed=where.count("commit"),
            finished_first=where.count("finished"), saw_old=outcomes.count("old"), saw_new=outcomes.count("new"),
            leftovers_cleaned=leftovers, files_per_set=FILES_PER_SET + BLOBS,
            commit_window_s=round(window, 3))
