@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from sidecar.compose.translate import MOTO_SERVICE, SEED_SERVICE, Options, Translation, translate
+from tests.conftest import run_captured
 from tests.ecs.ordering import NEVER_STARTED_EXIT_CODE, Decision, Spec, State, decide, invalid
 
 POLL_SECONDS: Final = 0.2
@@ -60,6 +61,12 @@ class TaskRun:
 
 def compose_command() -> list[str]:
     return ["docker-compose"] if shutil.which("docker-compose") else ["docker", "compose"]
+
+
+def _container_logs(container: str) -> tuple[str, str]:
+    """A container's stdout and stderr, read through the capturing helper so the secrecy guard scans them."""
+    logs = run_captured(["docker", "logs", container], timeout=120)
+    return logs.stdout.decode(errors="replace"), logs.stderr.decode(errors="replace")
 
 
 def _docker(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -130,10 +137,10 @@ def _seed(ids: Mapping[str, str]) -> str:
     _docker("start", ids[MOTO_SERVICE])
     _docker("start", ids[SEED_SERVICE])
     code = _docker("wait", ids[SEED_SERVICE], timeout=120).stdout.strip()
-    logs = _docker("logs", ids[SEED_SERVICE])
+    stdout, stderr = _container_logs(ids[SEED_SERVICE])
     if code != "0":
-        raise AssertionError(f"seeding moto failed ({code}):\n{logs.stdout[-2000:]}{logs.stderr[-2000:]}")
-    return logs.stdout
+        raise AssertionError(f"seeding moto failed ({code}):\n{stdout[-2000:]}{stderr[-2000:]}")
+    return stdout
 
 
 def _orchestrate(
@@ -171,8 +178,8 @@ def _orchestrate(
         run.exit_code = NEVER_STARTED_EXIT_CODE if run.never_reason else (
             info["State"]["ExitCode"] if run.started else None)
         run.started_at = started_at[spec.name] - origin if spec.name in started_at else None
-        logs = _docker("logs", ids[spec.name])
-        run.output = logs.stdout + logs.stderr
+        stdout, stderr = _container_logs(ids[spec.name])
+        run.output = stdout + stderr
     return stop_reason, runs, stopped_at
 
 
