@@ -8,9 +8,7 @@ derived from the reference, so a generated project is the same every time; they 
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import io
 import json
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
@@ -20,7 +18,7 @@ from sidecar.compose.notes import Note
 from sidecar.errors import ConfigError
 from sidecar.lint.task import Container, containers, environment, is_sidecar, sidecar_arguments
 from sidecar.references import ObjectTarget, ParameterTarget, Reference, SecretTarget
-from sidecar.settings.arguments import UsageError, parse_arguments, setting_flags
+from sidecar.settings.arguments import UsageError, container_command_flags
 from sidecar.settings.load import load_settings
 from sidecar.settings.options import CONFIG_FILE, REGION
 
@@ -185,10 +183,7 @@ def _check_account(container: str, account: str, what: str, notes: list[Note]) -
 def _flags(words: list[str]) -> dict[str, str]:
     """The sidecar's command words parsed by the sidecar's own parser; a command that does not parse counts as
     none (the sidecar would exit 2, which the run shows)."""
-    if not words or words[0] not in ("run", "check"):
-        words = ["run", *words]
     try:
-        with contextlib.redirect_stdout(io.StringIO()):  # --help or --version: printed, then SystemExit
-            return setting_flags(parse_arguments(words))
-    except (UsageError, SystemExit):
+        return container_command_flags(words)
+    except UsageError:
         return {}

@@ -9,8 +9,6 @@ ECS at start-up.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import re
 from collections.abc import Mapping
@@ -28,7 +26,7 @@ from sidecar.lint.task import (
     sidecar_arguments,
     sidecar_process_ids,
 )
-from sidecar.settings.arguments import UsageError, parse_arguments, setting_flags
+from sidecar.settings.arguments import UsageError, container_command_flags
 from sidecar.settings.load import settings_from
 from sidecar.settings.model import Settings
 from sidecar.settings.options import CONFIG_FILE, ENV_PREFIX, REGION, SECRETS
@@ -221,14 +219,7 @@ def _config_file_unchecked(name: str, setting: str) -> Finding:
 
 def _flags(words: list[str]) -> dict[str, str]:
     """Parse the sidecar's command words with the sidecar's own parser into ``settings_from`` flags."""
-    if not words or words in (["run"], ["check"]):
-        return {}  # the image's default command: no flag (and building the parser costs more than the rest)
-    if words[0] not in SUBCOMMANDS:
-        words = ["run", *words]
     try:
-        with contextlib.redirect_stdout(io.StringIO()):  # --help or --version: printed, then SystemExit
-            return setting_flags(parse_arguments(words))
+        return container_command_flags(words)
     except UsageError as exc:
         raise ConfigError(f"the sidecar's command is not valid: {exc.message}") from None
-    except SystemExit:
-        raise ConfigError("the sidecar's command is not valid: it does not parse") from None

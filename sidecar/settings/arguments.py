@@ -7,7 +7,10 @@ and the linter can read the sidecar's command words with the sidecar's own parse
 from __future__ import annotations
 
 import argparse
+import contextlib
 import difflib
+import functools
+import io
 from collections.abc import Sequence
 from typing import Final, NoReturn
 
@@ -130,9 +133,30 @@ def with_command(argv: Sequence[str]) -> list[str]:
     return list(argv)
 
 
+@functools.cache
+def _shared_parser() -> argparse.ArgumentParser:
+    # Parsing leaves no state in the parser, so one serves every call (the linter parses many commands).
+    return build_parser()
+
+
 def parse_arguments(argv: Sequence[str]) -> argparse.Namespace:
     """Parse ``argv``; raises ``UsageError``, or ``SystemExit(0)`` after printing --help or --version."""
-    return build_parser().parse_args(with_command(argv))
+    return _shared_parser().parse_args(with_command(argv))
+
+
+def container_command_flags(words: Sequence[str]) -> dict[str, str]:
+    """The settings a sidecar container's command (the words after the image's entrypoint) gives as flags,
+    read as ``run`` would read them. Raises ``UsageError`` when the words do not parse; --help and --version
+    count as not parsing (they print and exit instead of running)."""
+    if not words or list(words) in (["run"], ["check"]):
+        return {}  # the image's default command: no flag
+    if words[0] not in ("run", "check"):
+        words = ["run", *words]
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            return setting_flags(parse_arguments(words))
+    except SystemExit:
+        raise UsageError("it does not parse", "", "") from None
 
 
 def setting_flags(arguments: argparse.Namespace) -> dict[str, str]:
