@@ -21,15 +21,14 @@ BACKOFF_MULTIPLIER_SECONDS: Final = 0.2
 BACKOFF_MAX_SECONDS: Final = 4.0
 MIN_ATTEMPT_SECONDS: Final = 0.5  # do not start an attempt that could not finish before the deadline
 
-TRANSIENT_CODES: Final = frozenset({
-    "Throttling", "ThrottlingException", "ThrottledException", "RequestThrottledException",
-    "TooManyRequestsException", "RequestLimitExceeded", "SlowDown", "RequestTimeout", "RequestTimeoutException",
-    "InternalServiceError", "InternalServiceErrorException", "InternalFailure", "InternalError",
-    "ServiceUnavailable", "ServiceUnavailableException", "PriorRequestNotComplete", "EC2ThrottledException",
-})
 THROTTLING_CODES: Final = frozenset({
     "Throttling", "ThrottlingException", "ThrottledException", "RequestThrottledException",
     "TooManyRequestsException", "RequestLimitExceeded", "SlowDown", "EC2ThrottledException",
+})
+TRANSIENT_CODES: Final = THROTTLING_CODES | frozenset({
+    "RequestTimeout", "RequestTimeoutException", "InternalServiceError", "InternalServiceErrorException",
+    "InternalFailure", "InternalError", "ServiceUnavailable", "ServiceUnavailableException",
+    "PriorRequestNotComplete",
 })
 NOT_FOUND_CODES: Final = frozenset({
     "ResourceNotFoundException", "ParameterNotFound", "ParameterVersionNotFound", "NoSuchKey", "NoSuchVersion",
