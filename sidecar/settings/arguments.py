@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import difflib
 import functools
 import io
 from collections.abc import Sequence
@@ -17,6 +16,7 @@ from typing import Final, NoReturn
 from sidecar import __version__
 from sidecar.errors import ConfigError
 from sidecar.settings.options import CONFIG_FILE, OPTIONS, SECRETS, Setting
+from sidecar.settings.parsers import suggest
 
 COMMANDS: Final = ("run", "check", "healthcheck", "lint-task-definition", "compose")
 SETTINGS_COMMANDS: Final = ("run", "check", "healthcheck")  # the commands that take the sidecar's settings
@@ -63,9 +63,9 @@ class _Parser(argparse.ArgumentParser):
         prefix = "unrecognized arguments: "
         if message.startswith(prefix):
             for word in message[len(prefix) :].split():
-                close = difflib.get_close_matches(word.partition("=")[0], sorted(ALL_FLAGS), n=1, cutoff=0.6)
-                if word.startswith("--") and close:
-                    message += f" (did you mean {close[0]}?)"
+                hint = suggest(word.partition("=")[0], sorted(ALL_FLAGS)) if word.startswith("--") else ""
+                if hint:
+                    message += hint
                     break
         raise UsageError(message, self.format_usage(), self.prog)
 
