@@ -109,7 +109,8 @@ def _check(settings: Settings, *, as_json: bool) -> int:
         "files": [
             {"name": e.name + ("/<each key>" if e.expand else ""), "mode": f"{e.mode:04o}", "owner": f"{e.uid}:{e.gid}",
              "optional": e.optional,
-             "valueFrom": e.value_from or "template of " + ", ".join(f"{n}={vf}" for n, vf, _ in e.inputs)}
+             "valueFrom": e.value_from or "template of " + ", ".join(f"{n}={vf}" for n, vf, _ in e.inputs),
+             **({"jmesPath": e.selection.expression} if e.selection else {})}
             for e in settings.entries
         ],
         "envFile": settings.env_file,
@@ -124,7 +125,9 @@ def _check(settings: Settings, *, as_json: bool) -> int:
         print(f"  call  {call['service']} {call['operation']} in {call['region']}: {', '.join(call['targets'])}")
     for file in plan["files"]:
         optional = " (optional)" if file["optional"] else ""
-        print(f"  file  {file['name']}  mode {file['mode']}  owner {file['owner']}{optional}  <- {file['valueFrom']}")
+        selected = f"  jmesPath {file['jmesPath']}" if "jmesPath" in file else ""
+        print(f"  file  {file['name']}  mode {file['mode']}  owner {file['owner']}{optional}  <- {file['valueFrom']}"
+              f"{selected}")
     if settings.env_file:
         print(f"  file  {settings.env_file}  (env file)  mode {settings.file_mode:04o}  "
               f"owner {settings.uid}:{settings.gid}")

@@ -16,6 +16,7 @@ from sidecar.outcomes import Failure, Fetched, Outcome
 from sidecar.output import OutputFile
 from sidecar.references import Reference
 from sidecar.secret import SecretBytes
+from sidecar.selection import Selection, SelectionFailed, json_type
 from sidecar.settings.model import Entry, Settings
 from sidecar.shell import shell_quoted
 from sidecar.template import render_template
@@ -112,9 +113,19 @@ def _values(entry: Entry, outcomes: Mapping[Any, Outcome], max_bytes: int) -> li
         return [(entry.name, "", render_template(entry.template, inputs, repr(entry.name), max_bytes))]
     assert entry.reference is not None  # noqa: S101 - an entry has a reference or a template
     value = _referenced(entry, entry.reference, outcomes)
-    if not entry.expand:
+    if entry.selection is None and not entry.expand:
         return [(entry.name, "", value)]
-    document = _json_object(entry, entry.reference, value, "expand")
+    if entry.selection is None:
+        document = _json_object(entry, entry.reference, value, "expand")
+    else:
+        selected = _selected(entry, entry.reference, entry.selection, value)
+        if not entry.expand:
+            return [(entry.name, "", _json_value(entry, selected, "the selection"))]
+        if not isinstance(selected, dict):
+            raise FetchError(f"{entry.name!r}: expand needs a JSON object, but jmesPath "
+                             f"{entry.selection.expression!r} selects a JSON {json_type(selected)} in "
+                             f"{entry.reference.target.describe()}")
+        document = selected
     files = []
     for position, member in enumerate(document, start=1):
         # A key is secret content: messages name its position, never the key.
@@ -124,6 +135,24 @@ def _values(entry: Entry, outcomes: Mapping[Any, Outcome], max_bytes: int) -> li
         content = _json_value(entry, document[member], f"key #{position} of the JSON secret")
         files.append((f"{entry.name}/{member}", expanded_label(entry.name, position), content))
     return files
+
+
+def _selected(entry: Entry, reference: Reference, selection: Selection, value: SecretBytes) -> object:
+    """What ``selection`` selects of the JSON ``value``; nothing selected (null) fails, even for an optional
+    entry: its secret exists, and a silent skip would hide a mistyped path."""
+    where = f"{entry.name!r}: jmesPath {selection.expression!r}"
+    try:
+        document = json_document(value.reveal())
+    except ContentProblem as problem:
+        raise FetchError(f"{where} needs JSON, but {reference.target.describe()} {problem.reason}") from None
+    try:
+        selected = selection.apply(document)
+    except SelectionFailed as failed:
+        raise FetchError(f"{where} cannot be applied to {reference.target.describe()}: the expression "
+                         f"{failed.reason}") from None
+    if selected is None:
+        raise FetchError(f"{where} matches nothing in {reference.target.describe()}")
+    return selected
 
 
 def expanded_label(entry_name: str, position: int) -> str:
@@ -189,7 +218,10 @@ def _record(entry: Entry, outcomes: Mapping[Any, Outcome], files: list[OutputFil
         origin: dict[str, object] = {"inputs": {name: source(vf, ref) for name, vf, ref in entry.inputs}}
     else:
         assert entry.reference is not None  # noqa: S101 - an entry has a reference or a template
-        origin = {"source": source(entry.value_from, entry.reference)}
+        record = source(entry.value_from, entry.reference)
+        if entry.selection is not None:  # recorded beside valueFrom, which records a json-key
+            record["jmesPath"] = entry.selection.expression
+        origin = {"source": record}
     return {
         "name": entry.name,
         **origin,

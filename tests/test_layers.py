@@ -20,7 +20,7 @@ PACKAGE = ROOT / "sidecar"
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("foundations", ("sidecar", "errors", "secret", "names", "access", "files", "deadline", "retry_policy",
                      "content", "shell", "stopping", "outcomes")),
-    ("values", ("references", "template", "output")),
+    ("values", ("references", "template", "output", "selection")),
     ("planning", ("plan",)),
     ("edges", ("log", "output_dir", "commit", "health", "notify", "aws", "aws_errors", "bodylimit", "credentials",
                "retrying", "fetch")),

@@ -10,6 +10,7 @@ from typing import Final
 from sidecar.errors import ConfigError
 from sidecar.names import is_utf8, name_problem
 from sidecar.references import Reference, parse_value_from
+from sidecar.selection import Selection, SelectionSyntax, compile_selection
 from sidecar.settings.model import Entry
 from sidecar.settings.options import SHORTHAND_PREFIX
 from sidecar.settings.parsers import parse_id, parse_mode, suggest
@@ -17,7 +18,7 @@ from sidecar.settings.texts import FileTexts, Unreadable
 from sidecar.template import parse_template
 
 ENTRY_KEYS: Final = ("name", "valueFrom", "mode", "uid", "gid", "optional", "expand", "template", "templateFile",
-                     "inputs")
+                     "inputs", "jmesPath")
 TEMPLATE_KEYS: Final = ("name", "template", "templateFile", "inputs", "mode", "uid", "gid")
 
 
@@ -50,8 +51,10 @@ def parse_entry(source: str, index: int, raw: object, defaults: EntryDefaults, f
         raise ConfigError(f"{where}: valueFrom must be a string")
     optional, expand = (_flag(where, raw, key) for key in ("optional", "expand"))
     mode, uid, gid = _ownership(where, raw, defaults)
-    return Entry(_checked_name(where, name), value_from, _reference(where, value_from, defaults), mode, uid, gid,
-                 optional, expand)
+    reference = _reference(where, value_from, defaults)
+    selection = _selection(where, raw["jmesPath"], reference) if "jmesPath" in raw else None
+    return Entry(_checked_name(where, name), value_from, reference, mode, uid, gid, optional, expand,
+                 selection=selection)
 
 
 def shorthand_entry(var: str, value_from: str, defaults: EntryDefaults) -> Entry:
@@ -96,6 +99,23 @@ def _reference(where: str, value_from: str, defaults: EntryDefaults) -> Referenc
         return parse_value_from(value_from, defaults.region)
     except ConfigError as exc:
         raise ConfigError(f"{where}: {exc.message}") from None
+
+
+def _selection(where: str, expression: object, reference: Reference) -> Selection:
+    if not isinstance(expression, str):
+        raise ConfigError(f"{where}: jmesPath must be a string (a JMESPath expression)")
+    if "\x00" in expression or not is_utf8(expression):
+        raise ConfigError(f"{where}: jmesPath is not text: it holds a NUL character or is not valid UTF-8")
+    if reference.json_key is not None:
+        # Two selections of one value: which applies first would be a guess.
+        raise ConfigError(
+            f"{where}: jmesPath cannot be combined with the json-key {reference.json_key!r} of valueFrom: remove "
+            "the json-key and write the whole path in jmesPath"
+        )
+    try:
+        return compile_selection(expression)
+    except SelectionSyntax as exc:
+        raise ConfigError(f"{where}: jmesPath {expression!r} {exc.reason}") from None
 
 
 def _template_entry(where: str, raw: Mapping[str, object], defaults: EntryDefaults, files: FileTexts) -> Entry:

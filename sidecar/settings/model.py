@@ -7,6 +7,7 @@ from typing import Final, Literal
 
 from sidecar.plan import SmBatch
 from sidecar.references import Reference
+from sidecar.selection import Selection
 from sidecar.template import Template
 
 DEFAULT_OUTPUT_DIR: Final = "/run/secrets"
@@ -44,6 +45,7 @@ class Entry:
     expand: bool = False
     template: Template | None = None
     inputs: tuple[tuple[str, str, Reference], ...] = ()  # (input name, valueFrom, reference), templates only
+    selection: Selection | None = None  # jmesPath: the part of the JSON value to write
 
     @property
     def references(self) -> tuple[Reference, ...]:

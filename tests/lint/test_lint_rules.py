@@ -287,6 +287,37 @@ def test_a_sidecar_configured_with_no_secret_is_an_error() -> None:
     assert "no secrets configured" in finding.message
 
 
+JMES_ARN = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:prod/app/db-AbCdEf"
+
+
+@pytest.mark.parametrize(
+    ("entry", "says"),
+    [
+        ({"name": "dbpw", "valueFrom": JMES_ARN, "jmesPath": "primary..password"},
+         "SIDECAR_SECRETS[0] ('dbpw'): jmesPath <value hidden> has a syntax error at column 9"),
+        ({"name": "dbpw", "valueFrom": JMES_ARN, "jmesPath": "lenght(hosts)"},
+         "calls lenght(), which is not a JMESPath function"),
+        ({"name": "dbpw", "valueFrom": f"{JMES_ARN}:db::", "jmesPath": "primary.password"},
+         "SIDECAR_SECRETS[0] ('dbpw'): jmesPath cannot be combined with the json-key <value hidden> of "
+         "valueFrom"),
+    ],
+)
+def test_a_jmes_path_the_sidecar_rejects_is_an_error(entry: dict[str, str], says: str) -> None:
+    task = good_task()
+    set_env(task, "secrets-sidecar", "SIDECAR_SECRETS", json.dumps([entry]))
+    (finding,) = hits(task, "sidecar-config")
+    assert (finding.severity, finding.container) == ("error", "secrets-sidecar")
+    assert says in finding.message
+    assert "exit with code 2" in finding.message
+
+
+def test_a_valid_jmes_path_is_no_finding() -> None:
+    task = good_task()
+    entry = {"name": "db_password", "valueFrom": JMES_ARN, "jmesPath": '"db-primary".password'}
+    set_env(task, "secrets-sidecar", "SIDECAR_SECRETS", json.dumps([entry]))
+    assert hits(task, "sidecar-config") == []
+
+
 # --- sidecar-root, sidecar-writable-root ----------------------------------------------------------------
 
 
