@@ -23,11 +23,13 @@ from sidecar.secret import SecretBytes
 
 if TYPE_CHECKING:  # type stubs, test extras only: nothing here is imported at run time
     from botocore.client import BaseClient
+    from botocore.credentials import RefreshableCredentials
     from botocore.session import Session
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_s3.type_defs import GetObjectRequestTypeDef
     from mypy_boto3_secretsmanager import SecretsManagerClient
     from mypy_boto3_ssm import SSMClient
+    from mypy_boto3_sts import STSClient
 
 T = TypeVar("T")
 CONNECT_TIMEOUT_SECONDS: Final = 3.0
@@ -36,7 +38,9 @@ READ_TIMEOUT_SECONDS: Final = 10.0
 
 
 class ClientFactory:
-    """One botocore session; one client per (service, region), created on demand, tuned for start-up."""
+    """One botocore session for the task's own credentials, and one per (role, region) for an assumed role
+    (``sidecar.assumed_role``); one client per (service, region, role), created on demand, tuned for
+    start-up."""
 
     def __init__(
         self, *, concurrency: int, read_timeout: float = READ_TIMEOUT_SECONDS, max_bytes: int | None = None
@@ -45,6 +49,9 @@ class ClientFactory:
         from botocore.session import get_session
 
         self.session: Session = get_session()
+        # AssumeRole goes to the STS endpoint of the client's own region (a VPC endpoint there serves it too),
+        # whatever AWS_STS_REGIONAL_ENDPOINTS says: "legacy" would send some regions to the global endpoint.
+        self.session.set_config_variable("sts_regional_endpoints", "regional")
         self._config = Config(
             # Retries belong to tenacity alone: two retry layers would multiply attempts past the deadline.
             retries={"total_max_attempts": 1, "mode": "standard"},
@@ -53,28 +60,45 @@ class ClientFactory:
             max_pool_connections=concurrency,
             user_agent_extra=f"ecs-secrets-sidecar/{__version__}",
         )
-        self._clients: dict[tuple[str, str], BaseClient] = {}
+        self._clients: dict[tuple[str, str, str | None], BaseClient] = {}
+        self._roles: dict[tuple[str, str], tuple[Session, RefreshableCredentials]] = {}
         self._max_bytes = max_bytes  # None: response bodies unbounded (only for clients that fetch no values)
 
-    def client(self, service: str, region: str) -> BaseClient:
+    def client(self, service: str, region: str, role_arn: str | None = None) -> BaseClient:
         # Client creation is not thread-safe in botocore: callers create every client before fetching.
-        key = (service, region)
+        key = (service, region, role_arn)
         if key not in self._clients:
-            client = self.session.create_client(service, region_name=region, config=self._config)
+            session = self.session if role_arn is None else self._role(role_arn, region)[0]
+            client = session.create_client(service, region_name=region, config=self._config)
             if self._max_bytes is not None and service in bodylimit.BOUNDED_SERVICES:
                 bodylimit.install(client, self._max_bytes)
             self._clients[key] = client
         return self._clients[key]
 
+    def role_credentials(self, role_arn: str, region: str) -> RefreshableCredentials:
+        """The credentials of ``role_arn`` for clients of ``region``, not fetched until first used; the
+        same object for the whole run, so STS is asked once per role and region, and again only to renew."""
+        return self._role(role_arn, region)[1]
+
+    def _role(self, role_arn: str, region: str) -> tuple[Session, RefreshableCredentials]:
+        from sidecar.assumed_role import assume_role_credentials, role_session
+
+        key = (role_arn, region)
+        if key not in self._roles:
+            sts = cast("STSClient", self.client("sts", region))  # signs with the task's own credentials
+            credentials = assume_role_credentials(sts, role_arn)
+            self._roles[key] = (role_session(self.session, credentials), credentials)
+        return self._roles[key]
+
     # botocore types every client as BaseClient; the stubs name each service's operations and shapes.
-    def secretsmanager(self, region: str) -> SecretsManagerClient:
-        return cast("SecretsManagerClient", self.client("secretsmanager", region))
+    def secretsmanager(self, region: str, role_arn: str | None = None) -> SecretsManagerClient:
+        return cast("SecretsManagerClient", self.client("secretsmanager", region, role_arn))
 
-    def ssm(self, region: str) -> SSMClient:
-        return cast("SSMClient", self.client("ssm", region))
+    def ssm(self, region: str, role_arn: str | None = None) -> SSMClient:
+        return cast("SSMClient", self.client("ssm", region, role_arn))
 
-    def s3(self, region: str) -> S3Client:
-        return cast("S3Client", self.client("s3", region))
+    def s3(self, region: str, role_arn: str | None = None) -> S3Client:
+        return cast("S3Client", self.client("s3", region, role_arn))
 
 
 def known_regions(session: Session | None = None) -> frozenset[str]:
@@ -108,12 +132,14 @@ def _get_secret_value(clients: ClientFactory, call: Call, max_bytes: int) -> dic
         params["VersionId"] = target.version_id
     elif target.version_stage:
         params["VersionStage"] = target.version_stage
-    return {target: _secret_outcome(target, clients.secretsmanager(call.region).get_secret_value(**params), max_bytes)}
+    answer = clients.secretsmanager(call.region, call.role_arn).get_secret_value(**params)
+    return {target: _secret_outcome(target, answer, max_bytes)}
 
 
 def _batch_get_secret_value(clients: ClientFactory, call: Call, max_bytes: int) -> dict[Target, Outcome]:
     targets = [t for t in call.targets if isinstance(t, SecretTarget)]
-    response = clients.secretsmanager(call.region).batch_get_secret_value(SecretIdList=[t.secret_id for t in targets])
+    client = clients.secretsmanager(call.region, call.role_arn)
+    response = client.batch_get_secret_value(SecretIdList=[t.secret_id for t in targets])
     outcomes: dict[Target, Outcome] = {}
     for item in response.get("SecretValues", []):
         for target in targets:
@@ -179,7 +205,8 @@ def _parameters(
     targets = [t for t in call.targets if isinstance(t, ParameterTarget)]
     # Parameter Store answers a reference to a Secrets Manager secret only when asked to decrypt.
     decrypt = decrypt or any(t.is_secret_reference for t in targets)
-    response = clients.ssm(call.region).get_parameters(Names=[t.request_name for t in targets], WithDecryption=decrypt)
+    client = clients.ssm(call.region, call.role_arn)
+    response = client.get_parameters(Names=[t.request_name for t in targets], WithDecryption=decrypt)
     outcomes: dict[Target, T | Failure] = {}
     for parameter in response.get("Parameters", []):
         target = answered_parameter(targets, str(parameter.get("Name", "")))
@@ -225,7 +252,7 @@ def _get_object(clients: ClientFactory, call: Call, max_bytes: int) -> dict[Targ
     params: GetObjectRequestTypeDef = {"Bucket": target.bucket, "Key": target.key}
     if target.version_id:
         params["VersionId"] = target.version_id
-    response = clients.s3(call.region).get_object(**params)
+    response = clients.s3(call.region, call.role_arn).get_object(**params)
     body = response["Body"]
     try:
         if response.get("ContentLength", 0) > max_bytes:
@@ -256,7 +283,7 @@ def check(clients: ClientFactory, call: Call, _max_bytes: int = 0) -> dict[Targe
 
 def _describe_secret(clients: ClientFactory, call: Call) -> dict[Target, CheckOutcome]:
     targets = [t for t in call.targets if isinstance(t, SecretTarget)]
-    described = clients.secretsmanager(call.region).describe_secret(SecretId=targets[0].secret_id)
+    described = clients.secretsmanager(call.region, call.role_arn).describe_secret(SecretId=targets[0].secret_id)
     stages = described.get("VersionIdsToStages", {})
     outcomes: dict[Target, CheckOutcome] = {}
     for target in targets:
@@ -278,7 +305,7 @@ def _parameter_versions(clients: ClientFactory, call: Call) -> dict[Target, Chec
 def _head_object(clients: ClientFactory, call: Call) -> dict[Target, CheckOutcome]:
     (target,) = call.targets
     assert isinstance(target, ObjectTarget)  # noqa: S101 - the planner only puts objects here
-    response = clients.s3(call.region).head_object(Bucket=target.bucket, Key=target.key)
+    response = clients.s3(call.region, call.role_arn).head_object(Bucket=target.bucket, Key=target.key)
     return {target: Checked(response.get("ETag"))}
 
 

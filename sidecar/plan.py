@@ -21,12 +21,14 @@ SmBatch = Literal["auto", "always", "never"]  # Secrets Manager batching: see us
 
 @dataclass(frozen=True)
 class Call:
-    """One API call: which client (service, region), which operation, and the targets it answers."""
+    """One API call: which client (service, region, and the role whose credentials sign it: None for the
+    task's own), which operation, and the targets it answers."""
 
     service: str
     region: str
     operation: Operation
     targets: tuple[Target, ...]
+    role_arn: str | None = None
 
 
 def use_batch(current_secrets_in_region: int, sm_batch: SmBatch, concurrency: int) -> bool:
@@ -45,27 +47,30 @@ def use_batch(current_secrets_in_region: int, sm_batch: SmBatch, concurrency: in
 
 
 def make_plan(targets: Iterable[Target], sm_batch: SmBatch = "auto", concurrency: int = 8) -> tuple[Call, ...]:
-    """Every distinct target in exactly one call; batches within the API limits; a stable order."""
+    """Every distinct target in exactly one call; batches within the API limits; a stable order. A call
+    serves one client: one service, one region, one role (the same secret read through two roles is two
+    fetches, each answered with what its role may read)."""
     unique = sorted(set(targets), key=lambda t: (t.service, repr(t)))
     calls: list[Call] = []
-    by_region: dict[tuple[str, str], list[Target]] = {}
+    by_client: dict[tuple[str, str, str], list[Target]] = {}
     for target in unique:
-        by_region.setdefault((target.service, target.region), []).append(target)
+        by_client.setdefault((target.service, target.region, target.role_arn or ""), []).append(target)
 
-    for (service, region), group in sorted(by_region.items()):
+    for (service, region, role), group in sorted(by_client.items()):
+        role_arn = role or None
         if service == ParameterTarget.service:
-            calls += [Call(service, region, "GetParameters", chunk) for chunk in _parameter_chunks(group)]
+            calls += [Call(service, region, "GetParameters", chunk, role_arn) for chunk in _parameter_chunks(group)]
         elif service == ObjectTarget.service:
-            calls += [Call(service, region, "GetObject", (target,)) for target in group]
+            calls += [Call(service, region, "GetObject", (target,), role_arn) for target in group]
         else:
             current = [t for t in group if isinstance(t, SecretTarget) and t.is_current]
             pinned = [t for t in group if t not in current]
             if use_batch(len(current), sm_batch, concurrency):
                 batches = _chunks(current, MAX_BATCH_SECRET_IDS)
-                calls += [Call(service, region, "BatchGetSecretValue", chunk) for chunk in batches]
+                calls += [Call(service, region, "BatchGetSecretValue", chunk, role_arn) for chunk in batches]
             else:
                 pinned = current + pinned
-            calls += [Call(service, region, "GetSecretValue", (target,)) for target in pinned]
+            calls += [Call(service, region, "GetSecretValue", (target,), role_arn) for target in pinned]
     return tuple(calls)
 
 
@@ -87,7 +92,7 @@ def follow_ups(call: Call, answer: FallBack | Mapping[Target, object]) -> tuple[
 
 def _singles(call: Call, targets: Iterable[Target]) -> tuple[Call, ...]:
     """One ``GetSecretValue`` for each of ``targets``, with the batch's client."""
-    return tuple(Call(call.service, call.region, "GetSecretValue", (target,)) for target in targets)
+    return tuple(Call(call.service, call.region, "GetSecretValue", (target,), call.role_arn) for target in targets)
 
 
 def _parameter_chunks(parameters: Sequence[Target]) -> list[tuple[Target, ...]]:
@@ -134,20 +139,21 @@ def make_check_plan(targets: Iterable[Target]) -> tuple[Call, ...]:
     Manager, which Parameter Store answers only with it), one HeadObject per object."""
     mutable = sorted({t for t in targets if not is_immutable(t)}, key=lambda t: (t.service, repr(t)))
     calls: list[Call] = []
-    secrets: dict[tuple[str, str], list[Target]] = {}
-    parameters: dict[str, list[Target]] = {}
+    secrets: dict[tuple[str, str, str], list[Target]] = {}
+    parameters: dict[tuple[str, str], list[Target]] = {}
     for target in mutable:
+        role = target.role_arn or ""
         if isinstance(target, SecretTarget):
-            secrets.setdefault((target.region, target.secret_id), []).append(target)
+            secrets.setdefault((target.region, role, target.secret_id), []).append(target)
         elif isinstance(target, ParameterTarget):
-            parameters.setdefault(target.region, []).append(target)
+            parameters.setdefault((target.region, role), []).append(target)
         else:
-            calls.append(Call(target.service, target.region, "HeadObject", (target,)))
-    for (region, _), group in sorted(secrets.items()):
-        calls.append(Call(SecretTarget.service, region, "DescribeSecret", tuple(group)))
-    for region, group in sorted(parameters.items()):
+            calls.append(Call(target.service, target.region, "HeadObject", (target,), target.role_arn))
+    for (region, role, _), group in sorted(secrets.items()):
+        calls.append(Call(SecretTarget.service, region, "DescribeSecret", tuple(group), role or None))
+    for (region, role), group in sorted(parameters.items()):
         calls += [
-            Call(ParameterTarget.service, region, "GetParameters", chunk)
+            Call(ParameterTarget.service, region, "GetParameters", chunk, role or None)
             for chunk in _parameter_chunks(group)
         ]
     return tuple(calls)

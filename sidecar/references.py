@@ -30,6 +30,13 @@ _S3_VERSION_MARKER: Final = "?versionId="
 # S3's URL hosts: bucket.s3.amazonaws.com, bucket.s3.REGION.amazonaws.com, bucket.s3-REGION..., and the
 # path-style s3.REGION.amazonaws.com/bucket/key (".cn" in the China partition).
 _S3_HOST = re.compile(r"^(?:(?P<bucket>[a-z0-9.-]+?)\.)?s3(?:[.-][a-z0-9-]+)*\.amazonaws\.com(?:\.cn)?$")
+# An IAM role's ARN: arn:PARTITION:iam::ACCOUNT:role/[PATH/]NAME. Name and path as IAM's model (botocore's
+# iam service-2.json, roleNameType and pathType) allows them: a name of 1-64 of [\w+=,.@-], a path of printable
+# ASCII between slashes, at most 512 characters with both slashes.
+_ROLE_NAME = re.compile(r"^[\w+=,.@-]{1,64}$", re.ASCII)
+_ROLE_PATH = re.compile(r"^/(?:[\x21-\x7e]+/)?$")
+MAX_ROLE_PATH_CHARS: Final = 512
+ROLE_ARN_SHAPE: Final = "arn:PARTITION:iam::ACCOUNT:role/[PATH/]NAME"
 MAX_PARAMETER_LEVELS: Final = 15
 # Names under these prefixes are AWS's own and read like any parameter; only creating them is forbidden.
 SECRETS_MANAGER_REFERENCE: Final = "/aws/reference/secretsmanager/"
@@ -44,6 +51,7 @@ class SecretTarget:
     secret_id: str
     version_stage: str | None = None
     version_id: str | None = None
+    role_arn: str | None = None  # read with this role's credentials (``sidecar.assumed_role``); None: the task's
 
     service = "secretsmanager"
 
@@ -69,6 +77,7 @@ class ParameterTarget:
     name: str
     account: str | None = None
     partition: str = "aws"
+    role_arn: str | None = None
 
     service = "ssm"
 
@@ -103,6 +112,7 @@ class ObjectTarget:
     bucket: str
     key: str
     version_id: str | None = None
+    role_arn: str | None = None
 
     service = "s3"
 
@@ -161,6 +171,40 @@ def parse_value_from(value_from: str, default_region: str | None) -> Reference:
     if value_from.startswith("arn:"):
         raise ConfigError(f"valueFrom {value_from!r} is not a well-formed ARN")
     return Reference(ParameterTarget(_require_region(default_region, value_from), _parameter_name(value_from)))
+
+
+def parse_role_arn(raw: object) -> str:
+    """An IAM role's ARN as STS AssumeRole takes it, checked for its shape only: whether the role exists and
+    trusts the task is for STS to say."""
+    if not isinstance(raw, str) or not raw:
+        raise ConfigError(f"must be an IAM role ARN, {ROLE_ARN_SHAPE}")
+    if raw != raw.strip() or "\x00" in raw:
+        raise ConfigError(f"{raw!r} has whitespace or a NUL character; expected {ROLE_ARN_SHAPE}")
+    match = _ARN.match(raw)
+    if match is None:
+        raise ConfigError(f"{raw!r} is not an ARN; expected {ROLE_ARN_SHAPE}")
+    fields = match["rest"].split(":", 2)
+    if match["service"] == "sts" and len(fields) == 3 and fields[2].startswith("assumed-role/"):
+        raise ConfigError(f"{raw!r} is a role session's ARN (sts:...:assumed-role/...); give the role's own ARN, "
+                          f"{ROLE_ARN_SHAPE}")
+    if match["service"] != "iam" or len(fields) != 3:
+        raise ConfigError(f"{raw!r} is not an IAM role ARN; expected {ROLE_ARN_SHAPE}")
+    region, account, resource = fields
+    if region:
+        raise ConfigError(f"{raw!r}: an IAM ARN has no region ({region!r}); expected {ROLE_ARN_SHAPE}")
+    if not _ACCOUNT.match(account):
+        raise ConfigError(f"{raw!r}: the account {account!r} is not 12 digits")
+    kind, _, path_and_name = resource.partition("/")
+    if kind != "role":
+        raise ConfigError(f"{raw!r} names an IAM {kind or 'resource'}, not a role; expected {ROLE_ARN_SHAPE}")
+    inner, slash, name = path_and_name.rpartition("/")
+    if not _ROLE_NAME.match(name):
+        raise ConfigError(f"{raw!r}: the role name {name!r} is not 1-64 letters, digits and +=,.@_-")
+    path = f"/{inner}{slash}"
+    if not _ROLE_PATH.match(path) or len(path) > MAX_ROLE_PATH_CHARS:
+        raise ConfigError(f"{raw!r}: the role path {path!r} is not / or printable ASCII between two slashes, "
+                          f"at most {MAX_ROLE_PATH_CHARS} characters in all")
+    return raw
 
 
 def _require_region(region: str | None, value_from: str) -> str:

@@ -22,8 +22,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
                      "content", "shell", "stopping", "outcomes")),
     ("values", ("references", "template", "output", "selection")),
     ("planning", ("plan",)),
-    ("edges", ("log", "output_dir", "commit", "health", "notify", "aws", "aws_errors", "bodylimit", "credentials",
-               "retrying", "fetch")),
+    ("edges", ("log", "output_dir", "commit", "health", "notify", "aws", "assumed_role", "aws_errors", "bodylimit",
+               "credentials", "retrying", "fetch")),
     ("settings", ("settings", "config")),
     ("rendering", ("render",)),
     ("orchestration", ("run", "refresh")),
@@ -31,7 +31,9 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("compose", ("compose",)),
     ("command line", ("cli", "__main__")),
 ]
-BOTOCORE_USERS = {"sidecar.aws", "sidecar.aws_errors", "sidecar.bodylimit", "sidecar.lint.model"}
+BOTOCORE_USERS = {
+    "sidecar.aws", "sidecar.assumed_role", "sidecar.aws_errors", "sidecar.bodylimit", "sidecar.lint.model",
+}
 
 
 def module_name(path: Path) -> str:

@@ -93,7 +93,7 @@ class FakeClients:
     def __init__(self) -> None:
         self.created: list[tuple[str, str]] = []
 
-    def client(self, service: str, region: str) -> object:
+    def client(self, service: str, region: str, role_arn: str | None = None) -> object:
         self.created.append((service, region))
         return object()
 

@@ -43,7 +43,7 @@ class FakeSsm:
         return {"Parameters": sorted(found, key=lambda p: p["Name"]),
                 "InvalidParameters": [n for n in request["Names"] if n in self.invalid]}
 
-    def ssm(self, region: str) -> FakeSsm:
+    def ssm(self, region: str, role_arn: str | None = None) -> FakeSsm:
         """Stands in for the client factory too: the operations ask it for their region's client."""
         self.regions.append(region)
         return self

@@ -5,20 +5,33 @@ from collections import Counter
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sidecar.plan import MAX_BATCH_SECRET_IDS, MAX_GET_PARAMETERS_NAMES, make_plan, use_batch
+from sidecar.plan import (
+    MAX_BATCH_SECRET_IDS,
+    MAX_GET_PARAMETERS_NAMES,
+    Call,
+    follow_ups,
+    make_check_plan,
+    make_plan,
+    use_batch,
+)
 from sidecar.references import ObjectTarget, ParameterTarget, SecretTarget, Target
+from sidecar.retry_policy import FallBack
 
 REGIONS = st.sampled_from(["eu-west-1", "us-east-1"])
 NAMES = st.text(alphabet="abcdef/", min_size=1, max_size=6)
+READER = "arn:aws:iam::111111111111:role/reader"
+AUDITOR = "arn:aws:iam::222222222222:role/team/auditor"
+ROLES = st.sampled_from([None, None, READER, AUDITOR])
 secrets = st.builds(
     SecretTarget,
     REGIONS,
     NAMES.map(lambda n: f"arn:aws:secretsmanager:eu-west-1:123456789012:secret:{n}"),
     st.sampled_from([None, None, "AWSPREVIOUS"]),
     st.sampled_from([None, None, "9d4cb84b-ad69-40c0-a0ab-cead3EXAMPLE"]),
+    role_arn=ROLES,
 )
-parameters = st.builds(ParameterTarget, REGIONS, NAMES.map(lambda n: "/" + n))
-objects = st.builds(ObjectTarget, REGIONS, st.just("bucket"), NAMES, st.sampled_from([None, "v1"]))
+parameters = st.builds(ParameterTarget, REGIONS, NAMES.map(lambda n: "/" + n), role_arn=ROLES)
+objects = st.builds(ObjectTarget, REGIONS, st.just("bucket"), NAMES, st.sampled_from([None, "v1"]), role_arn=ROLES)
 targets = st.lists(st.one_of(secrets, parameters, objects), max_size=80)
 strategy = st.sampled_from(["auto", "always", "never"])
 
@@ -36,7 +49,7 @@ def test_no_call_exceeds_its_api_limit_or_mixes_clients(items: list[Target], sm_
     for call in make_plan(items, sm_batch, concurrency):  # type: ignore[arg-type]
         limit = {"GetParameters": MAX_GET_PARAMETERS_NAMES, "BatchGetSecretValue": MAX_BATCH_SECRET_IDS}
         assert 1 <= len(call.targets) <= limit.get(call.operation, 1)
-        assert {(t.service, t.region) for t in call.targets} == {(call.service, call.region)}
+        assert {(t.service, t.region, t.role_arn) for t in call.targets} == {(call.service, call.region, call.role_arn)}
         if call.operation == "BatchGetSecretValue":
             assert all(isinstance(t, SecretTarget) and t.is_current for t in call.targets)
 
@@ -94,3 +107,51 @@ def test_no_getparameters_call_names_one_parameter_twice(items: list[ParameterTa
 def test_selectors_of_one_parameter_go_to_separate_calls() -> None:
     calls = make_plan([ParameterTarget("eu-west-1", n) for n in ("/a:1", "/a:2", "/b")])
     assert [sorted(t.name for t in c.targets) for c in calls] == [["/a:1", "/b"], ["/a:2"]]
+
+
+# --- roles -------------------------------------------------------------------------------------------------
+
+
+def test_one_secret_read_through_two_roles_and_the_task_role_is_three_fetches() -> None:
+    arn = "arn:aws:secretsmanager:eu-west-1:111111111111:secret:shared/db"
+    own, as_reader, as_auditor = (SecretTarget("eu-west-1", arn, role_arn=role) for role in (None, READER, AUDITOR))
+    calls = make_plan([own, as_reader, as_auditor, SecretTarget("eu-west-1", arn, role_arn=READER)])
+    assert [(c.operation, c.role_arn, c.targets) for c in calls] == [
+        ("GetSecretValue", None, (own,)),
+        ("GetSecretValue", READER, (as_reader,)),
+        ("GetSecretValue", AUDITOR, (as_auditor,)),
+    ]
+
+
+def test_parameters_batch_per_role() -> None:
+    names = [f"/p/{i}" for i in range(12)]
+    calls = make_plan([ParameterTarget("eu-west-1", n, role_arn=role) for n in names for role in (None, READER)])
+    assert [(c.role_arn, len(c.targets)) for c in calls] == [(None, 10), (None, 2), (READER, 10), (READER, 2)]
+    assert all({t.role_arn for t in c.targets} == {c.role_arn} for c in calls)
+
+
+def test_secret_batches_and_their_follow_ups_keep_their_role() -> None:
+    targets = [_secret(i) for i in range(3)]
+    as_reader = [SecretTarget(t.region, t.secret_id, role_arn=READER) for t in targets]
+    calls = make_plan([*targets, *as_reader], "always")
+    assert [(c.operation, c.role_arn, len(c.targets)) for c in calls] == [
+        ("BatchGetSecretValue", None, 3), ("BatchGetSecretValue", READER, 3)]
+    singles = follow_ups(calls[1], FallBack("denied"))
+    assert singles == tuple(Call("secretsmanager", "eu-west-1", "GetSecretValue", (t,), READER) for t in as_reader)
+
+
+def test_refresh_checks_are_made_with_the_role_that_reads() -> None:
+    arn = "arn:aws:secretsmanager:eu-west-1:111111111111:secret:shared/db"
+    secret, secret_as_reader = SecretTarget("eu-west-1", arn), SecretTarget("eu-west-1", arn, role_arn=READER)
+    previous = SecretTarget("eu-west-1", arn, "AWSPREVIOUS", role_arn=READER)
+    parameter = ParameterTarget("eu-west-1", "/p")
+    parameter_as_reader = ParameterTarget("eu-west-1", "/p", role_arn=READER)
+    obj = ObjectTarget("eu-west-1", "bucket", "key", role_arn=AUDITOR)
+    calls = make_check_plan([secret, secret_as_reader, previous, parameter, parameter_as_reader, obj])
+    assert sorted((c.operation, c.role_arn or "", c.targets) for c in calls) == sorted([
+        ("DescribeSecret", "", (secret,)),
+        ("DescribeSecret", READER, tuple(sorted([secret_as_reader, previous], key=repr))),
+        ("GetParameters", "", (parameter,)),
+        ("GetParameters", READER, (parameter_as_reader,)),
+        ("HeadObject", AUDITOR, (obj,)),
+    ])
