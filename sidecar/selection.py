@@ -10,6 +10,7 @@ functions and JSON types only. (The module is not called ``select``: that would 
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -77,7 +78,14 @@ def compile_selection(expression: str) -> Selection:
     """``expression`` compiled; raises SelectionSyntax for a syntax error, an unknown function or a call with
     the wrong number of arguments (which the library would only find when it runs)."""
     try:
-        compiled = jmespath.compile(expression)
+        with warnings.catch_warnings():
+            # The library reads `text` that is not JSON as a string, with a warning: the specification's
+            # literal is JSON, and a JSON value that does not parse is more likely a mistake than a string.
+            warnings.simplefilter("error", PendingDeprecationWarning)
+            compiled = jmespath.compile(expression)
+    except PendingDeprecationWarning:
+        raise SelectionSyntax("has a literal between backquotes that is not JSON: write a string as 'text' "
+                              "(a raw string) or `\"text\"`") from None
     except exceptions.EmptyExpressionError:
         raise SelectionSyntax("is empty") from None
     except exceptions.IncompleteExpressionError:

@@ -141,6 +141,10 @@ def _references(
             found.append((entry.value_from, entry.reference, entry.expand))
         for _, value_from, reference in entry.inputs:
             found.append((value_from, reference, False))
+        if entry.selection is not None:
+            notes.append(Note("approximated", name, "jmesPath", (
+                f"{entry.name} selects with jmesPath {entry.selection.expression!r} from a placeholder that is not "
+                "JSON: it fails locally (exit 3) until you seed a JSON document the expression matches")))
         if entry.inputs:
             notes.append(Note("approximated", name, "template", (
                 f"the inputs of template {entry.name} are seeded as placeholders: a template that reads JSON "

@@ -141,6 +141,17 @@ def test_moto_and_seed_services() -> None:
     assert "main()" in services[SEED_SERVICE]["entrypoint"][2]
 
 
+def test_a_jmes_path_entry_is_noted_as_approximated() -> None:
+    other = sidecar()
+    entries = [{"name": "pw", "valueFrom": "/prod/config", "jmesPath": "db.password"}]
+    other["environment"] = [{"name": "SIDECAR_SECRETS", "value": json.dumps(entries)}]
+    plan = seed_plan(task(other, app()), "eu-west-1")
+    assert [(i.service, i.name) for i in plan.items] == [("ssm", "/prod/config")]
+    assert [n.line() for n in plan.notes] == [
+        "approximated: sidecar: jmesPath: pw selects with jmesPath 'db.password' from a placeholder that is not "
+        "JSON: it fails locally (exit 3) until you seed a JSON document the expression matches"]
+
+
 def test_seed_plan_contents_account_and_unseeded() -> None:
     other = sidecar()
     other["environment"] = [

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sidecar.config import load_settings
 from sidecar.errors import ConfigError, FetchError
@@ -58,6 +60,7 @@ def render_error(entry: dict[str, object], document: object = DOC) -> str:
         ("db.primary", b'{"password":"pw-primary","port":5432}'),  # compact, sorted JSON
         ("db.replicas[*].host", b'["r1","r2"]'),
         ("db.replicas[?host=='r2'] | [0].host", b"r2"),
+        ('db.replicas[?host==`"r1"`].host | [0]', b"r1"),
         ("join(',', db.replicas[].host)", b"r1,r2"),
         ("length(db.replicas)", b"2"),
     ],
@@ -177,6 +180,8 @@ def test_any_other_failure_is_named_by_its_type_only() -> None:
         ("db.`{", "has a syntax error at column 4: Unclosed ` delimiter"),
         ("db[?a ==", "is incomplete at column 9"),
         ("lenght(db)", "calls lenght(), which is not a JMESPath function"),
+        ("db[?host == `r1`]", "has a literal between backquotes that is not JSON: write a string as 'text' (a raw "
+                              "string) or `\"text\"`"),
         ("length(db, db)", "calls length() with 2 argument(s); it takes 1"),
         ("not_null()", "calls not_null() with 0 argument(s); it takes at least 1"),
         ("a[?length(b) > `1`].c | sort_by(@, &lengthy(x))", "calls lengthy(), which is not a JMESPath function"),
@@ -263,3 +268,20 @@ def test_expressions_nested_past_the_recursion_limit_are_reasons_not_crashes() -
     with pytest.raises(SelectionFailed) as failed:
         compile_selection("a | " * 3000 + "a").apply({"a": {"a": SEEDED[0]}})
     assert failed.value.reason == "recurses too deeply on this document"
+
+
+JMES_ALPHABET = st.sampled_from([*"ab.[]*?@&|!(),:'\"`{}<>=-0123456789 \\$", "length", "sort_by", '`{"a":1}`'])
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(st.text(max_size=40), st.lists(JMES_ALPHABET, max_size=30).map("".join)))
+def test_any_text_compiles_or_is_a_syntax_reason(expression: str) -> None:
+    try:
+        selection = compile_selection(expression)
+    except SelectionSyntax as exc:
+        assert exc.reason and "\n" not in exc.reason
+        return
+    try:
+        selection.apply(DOC)
+    except SelectionFailed as failed:
+        assert "pw-" not in failed.reason
