@@ -284,6 +284,37 @@ def test_a_rejected_key_is_named_by_position_in_the_log_the_health_file_and_the_
         assert text not in report.stdout + report.stderr, text
 
 
+def test_a_rotation_the_jmes_path_no_longer_matches_keeps_the_set_until_one_does(
+    moto: str, aws: Any, tmp_path: Path, secret_values: SecretValues, sidecars: list[Sidecar]
+) -> None:
+    keys = ("db", "primary", "password")  # the expression names these itself
+
+    def document(password: str, where: str = "primary") -> str:
+        return secret_values.add(json.dumps({"db": {where: {"password": password}}}), keys_named_in_config=keys)
+
+    aws.ssm.put_parameter(Name="/app/nested", Value=document("nested-pw-one"), Type="SecureString")
+    entry = {"name": "pw", "valueFrom": "/app/nested", "jmesPath": "db.primary.password"}
+    env = sidecar_env(moto, SIDECAR_OUTPUT_DIR=str(tmp_path), SIDECAR_REFRESH_INTERVAL="1",
+                      SIDECAR_SECRETS=json.dumps([entry]))
+    sidecar = start(sidecars, env)
+    sidecar.wait_for("refresh_started")
+    assert (tmp_path / "pw").read_bytes() == b"nested-pw-one"
+    before = {k: v for k, v in snapshot(tmp_path).items() if not k.startswith("..health")}
+
+    aws.ssm.put_parameter(Name="/app/nested", Value=document("nested-pw-two", "replica"), Type="SecureString",
+                          Overwrite=True)
+    failed = sidecar.wait_for("refresh_failed", timeout=10)
+    assert failed["reason"] == "'pw': jmesPath 'db.primary.password' matches nothing in parameter /app/nested in " \
+        "eu-west-1"
+    assert {k: v for k, v in snapshot(tmp_path).items() if not k.startswith("..health")} == before
+
+    aws.ssm.put_parameter(Name="/app/nested", Value=document("nested-pw-three"), Type="SecureString",
+                          Overwrite=True)
+    sidecar.wait_for("refreshed", timeout=10)
+    assert (tmp_path / "pw").read_bytes() == b"nested-pw-three"
+    assert sidecar.stop() == 0
+
+
 # --- SIGTERM in every phase ---------------------------------------------------------------------------------
 
 STOP_KEYS = 150  # files in the set: building them (each fsynced) is the window a signal lands in
