@@ -16,9 +16,27 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 
 from sidecar import __version__, bodylimit
 from sidecar.aws_errors import failure_for
-from sidecar.outcomes import Checked, CheckOutcome, Failure, Fetched, Outcome
-from sidecar.plan import Call
-from sidecar.references import AWSCURRENT, ObjectTarget, ParameterTarget, SecretTarget, Target, bare_parameter_name
+from sidecar.outcomes import (
+    Checked,
+    CheckOutcome,
+    Failure,
+    Fetched,
+    FetchedTree,
+    Outcome,
+    TreePage,
+    TreeParameter,
+    tree_token,
+)
+from sidecar.plan import MAX_PARAMETERS_BY_PATH_RESULTS, Call
+from sidecar.references import (
+    AWSCURRENT,
+    ObjectTarget,
+    ParameterPathTarget,
+    ParameterTarget,
+    SecretTarget,
+    Target,
+    bare_parameter_name,
+)
 from sidecar.secret import SecretBytes
 
 if TYPE_CHECKING:  # type stubs, test extras only: nothing here is imported at run time
@@ -34,6 +52,7 @@ if TYPE_CHECKING:  # type stubs, test extras only: nothing here is imported at r
 T = TypeVar("T")
 CONNECT_TIMEOUT_SECONDS: Final = 3.0
 READ_TIMEOUT_SECONDS: Final = 10.0
+MAX_SHOWN_NAME_CHARS: Final = 256  # of a name an answer carries, in a message
 
 
 
@@ -246,6 +265,56 @@ def parameter_version(target: ParameterTarget, parameter: Mapping[str, Any]) -> 
     return str(parameter.get("Version", "")) or None
 
 
+def _get_parameters_by_path(clients: ClientFactory, call: Call, max_bytes: int) -> dict[Target, Outcome]:
+    """One page of a tree, decrypted: the tree when it is the last page, else the pages so far to go on from."""
+
+    def read(target: ParameterPathTarget, name: str, parameter: Mapping[str, Any]) -> TreeParameter | Failure:
+        value = _text_value(target, parameter.get("Value", ""))
+        if isinstance(value, Failure):
+            return value
+        if len(value) > max_bytes:
+            # A name is not secret; shown escaped and cut short, as it comes from the endpoint's answer.
+            return Failure("TooLarge", f"the parameter {name[:MAX_SHOWN_NAME_CHARS]!r} under {target.path} is larger "
+                           f"than SIDECAR_MAX_BYTES ({max_bytes} bytes)")
+        return TreeParameter(name, SecretBytes(value), _version(parameter))
+
+    return {call.targets[0]: _tree_page(clients, call, read, decrypt=True)}
+
+
+def _tree_page(
+    clients: ClientFactory, call: Call,
+    read: Callable[[ParameterPathTarget, str, Mapping[str, Any]], TreeParameter | Failure], *, decrypt: bool,
+) -> FetchedTree | TreePage | Failure:
+    """One GetParametersByPath page added to the pages before it (``call.page``). A page may hold fewer than
+    MaxResults parameters, even none, and still come with a NextToken: only its absence ends the tree."""
+    (target,) = call.targets
+    assert isinstance(target, ParameterPathTarget)  # noqa: S101 - the planner only puts trees here
+    request: dict[str, Any] = {"Path": target.path, "Recursive": target.recursive, "WithDecryption": decrypt,
+                               "MaxResults": MAX_PARAMETERS_BY_PATH_RESULTS}
+    if call.page is not None:
+        request["NextToken"] = call.page.next_token
+    response = clients.ssm(call.region, call.role_arn).get_parameters_by_path(**request)
+    found = {p.name: p for p in (call.page.parameters if call.page else ())}
+    for parameter in response.get("Parameters", []):
+        name = str(parameter.get("Name", ""))
+        read_one = read(target, name, parameter)
+        if isinstance(read_one, Failure):
+            return read_one
+        found[name] = read_one  # a name answered twice is one parameter, not two files
+    parameters = tuple(found[name] for name in sorted(found))
+    next_token = response.get("NextToken")
+    if next_token:
+        return TreePage(parameters, next_token)
+    if not parameters:
+        return Failure("NoParameters", f"there is no parameter under {target.path} in {target.region} "
+                       f"({'at any depth' if target.recursive else 'at its first level'})", not_found=True)
+    return FetchedTree(parameters)
+
+
+def _version(parameter: Mapping[str, Any]) -> str | None:
+    return str(parameter.get("Version", "")) or None
+
+
 def _get_object(clients: ClientFactory, call: Call, max_bytes: int) -> dict[Target, Outcome]:
     (target,) = call.targets
     assert isinstance(target, ObjectTarget)  # noqa: S101 - the planner only puts objects here
@@ -298,8 +367,17 @@ def _describe_secret(clients: ClientFactory, call: Call) -> dict[Target, CheckOu
 
 def _parameter_versions(clients: ClientFactory, call: Call) -> dict[Target, CheckOutcome]:
     # Without decryption where the API allows it: the answer carries the version, and no KMS call is made.
-    return _parameters(clients, call, lambda target, parameter: Checked(parameter_version(target, parameter)),
-                       decrypt=False)
+    answers = _parameters(clients, call, lambda target, parameter: Checked(parameter_version(target, parameter)),
+                          decrypt=False)
+    return {target: answer for target, answer in answers.items()}
+
+
+def _parameter_tree_versions(clients: ClientFactory, call: Call) -> dict[Target, CheckOutcome]:
+    # Names and versions only: without decryption, no value is decrypted and no KMS call is made.
+    page = _tree_page(clients, call, lambda _, name, parameter: TreeParameter(name, None, _version(parameter)),
+                      decrypt=False)
+    outcome: CheckOutcome = Checked(tree_token(page.parameters)) if isinstance(page, FetchedTree) else page
+    return {call.targets[0]: outcome}
 
 
 def _head_object(clients: ClientFactory, call: Call) -> dict[Target, CheckOutcome]:
@@ -313,6 +391,7 @@ _CHECKS: Final[dict[str, Callable[[ClientFactory, Call], dict[Target, CheckOutco
     "DescribeSecret": _describe_secret,
     "GetParameters": _parameter_versions,
     "HeadObject": _head_object,
+    "GetParametersByPath": _parameter_tree_versions,
 }
 
 _OPERATIONS: Final[dict[str, Callable[[ClientFactory, Call, int], dict[Target, Outcome]]]] = {
@@ -320,4 +399,5 @@ _OPERATIONS: Final[dict[str, Callable[[ClientFactory, Call, int], dict[Target, O
     "BatchGetSecretValue": _batch_get_secret_value,
     "GetParameters": _get_parameters,
     "GetObject": _get_object,
+    "GetParametersByPath": _get_parameters_by_path,
 }

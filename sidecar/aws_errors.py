@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Final
 
 from sidecar.outcomes import Failure
-from sidecar.references import ParameterTarget, Target
+from sidecar.references import ParameterPathTarget, ParameterTarget, Target
 from sidecar.retry_policy import ACCESS_DENIED_CODES, NOT_FOUND_CODES, ErrorClass, classify_code
 
 MAX_AWS_MESSAGE_CHARS: Final = 200
@@ -17,6 +17,7 @@ PERMISSION: Final = {
     "GetObject": "s3:GetObject",
     "DescribeSecret": "secretsmanager:DescribeSecret",
     "HeadObject": "s3:GetObject",
+    "GetParametersByPath": "ssm:GetParametersByPath",
 }
 
 
@@ -77,6 +78,9 @@ def failure_for(code: str, message: str, target: Target, operation: str) -> Fail
         permission = PERMISSION[operation]
         if isinstance(target, ParameterTarget) and target.is_secret_reference:
             permission += " (and secretsmanager:GetSecretValue on the secret it references)"
+        if isinstance(target, ParameterPathTarget):
+            # Authorized against the path itself, not against the parameters it returns (botocore's model).
+            what += f" (the resource is the path: arn:aws:ssm:{target.region}:ACCOUNT:parameter{target.path})"
         return Failure(code, f"access denied ({code}): the task role lacks {permission}{kms} on {what}{said}")
     if code in ("DecryptionFailure", "KMSAccessDeniedException", "KMSDisabledException", "KMSInvalidStateException"):
         return Failure(code, f"KMS could not decrypt {what} ({code}): the task role needs kms:Decrypt on its key{said}")

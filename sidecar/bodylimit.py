@@ -12,8 +12,9 @@ The bound a legitimate answer can need, for ``n`` values of at most ``max_bytes`
 
 A value travels as a JSON string (SecretString, Value) or as base64 in one (SecretBinary). JSON may escape any
 character as ``\\u00XX``: one byte of value can take six bytes of body; base64 with escaped ``/`` takes at
-most 8/3. ``n`` is the most values one call can return (20 for BatchGetSecretValue, 10 for GetParameters,
-1 otherwise). S3 needs none of this: GetObject's body is a stream, read up to the limit in ``sidecar.aws``.
+most 8/3. ``n`` is the most values one call can return (20 for BatchGetSecretValue, 10 for GetParameters and
+for each page of GetParametersByPath, 1 otherwise). S3 needs none of this: GetObject's body is a stream, read
+up to the limit in ``sidecar.aws``.
 
 One botocore internal is relied on: ``client._endpoint.http_session`` (the session botocore itself sends
 with, so proxies, TLS settings and the connection pool stay botocore's). tests/unit/test_body_limit.py pins it.
@@ -25,12 +26,16 @@ from collections.abc import Iterator
 from functools import partial
 from typing import Any, Final
 
-from sidecar.plan import MAX_BATCH_SECRET_IDS, MAX_GET_PARAMETERS_NAMES
+from sidecar.plan import MAX_BATCH_SECRET_IDS, MAX_GET_PARAMETERS_NAMES, MAX_PARAMETERS_BY_PATH_RESULTS
 
 JSON_ESCAPE_FACTOR: Final = 6  # a control character as \u001f
 ITEM_OVERHEAD_BYTES: Final = 16 * 1024  # ARN (up to 2,048 characters), name, version id, stages, dates, escaped
 RESPONSE_OVERHEAD_BYTES: Final = 64 * 1024  # error entries, tokens, punctuation
-VALUES_PER_CALL: Final = {"BatchGetSecretValue": MAX_BATCH_SECRET_IDS, "GetParameters": MAX_GET_PARAMETERS_NAMES}
+VALUES_PER_CALL: Final = {
+    "BatchGetSecretValue": MAX_BATCH_SECRET_IDS,
+    "GetParameters": MAX_GET_PARAMETERS_NAMES,
+    "GetParametersByPath": MAX_PARAMETERS_BY_PATH_RESULTS,  # each page, as the sidecar asks for at most 10
+}
 BOUNDED_SERVICES: Final = ("secretsmanager", "ssm")
 _CHUNK_BYTES: Final = 64 * 1024
 

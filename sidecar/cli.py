@@ -19,7 +19,7 @@ from sidecar.settings.arguments import (
     with_command,
 )
 from sidecar.settings.load import load_settings, logging_preferences
-from sidecar.settings.model import Settings
+from sidecar.settings.model import Entry, Settings
 
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
@@ -106,13 +106,7 @@ def _check(settings: Settings, *, as_json: bool) -> int:
              "targets": [t.describe() for t in c.targets]}
             for c in calls
         ],
-        "files": [
-            {"name": e.name + ("/<each key>" if e.expand else ""), "mode": f"{e.mode:04o}", "owner": f"{e.uid}:{e.gid}",
-             "optional": e.optional,
-             "valueFrom": e.value_from or "template of " + ", ".join(f"{n}={vf}" for n, vf, _ in e.inputs),
-             **({"jmesPath": e.selection.expression} if e.selection else {})}
-            for e in settings.entries
-        ],
+        "files": [_planned_file(e) for e in settings.entries],
         "envFile": settings.env_file,
         "warnings": list(settings.warnings),
     }
@@ -134,6 +128,24 @@ def _check(settings: Settings, *, as_json: bool) -> int:
     for warning in settings.warnings:
         print(f"  warning: {warning}")
     return EXIT_OK
+
+
+def _planned_file(entry: Entry) -> dict[str, Any]:
+    """How ``check`` shows one entry: its file (or directory) and where its value comes from."""
+    planned: dict[str, Any] = {"name": entry.name, "mode": f"{entry.mode:04o}", "owner": f"{entry.uid}:{entry.gid}",
+                               "optional": entry.optional}
+    if entry.tree is not None:
+        depth = "recursive" if entry.tree.recursive else "first level only"
+        return {**planned, "name": f"{entry.name}/<each parameter>", "parametersByPath": entry.tree.path,
+                "recursive": entry.tree.recursive,
+                "valueFrom": f"parametersByPath {entry.tree.path} ({depth}) in {entry.tree.region}"}
+    if entry.expand:
+        planned["name"] = f"{entry.name}/<each key>"
+    inputs = ", ".join(f"{n}={vf}" for n, vf, _ in entry.inputs)
+    planned["valueFrom"] = entry.value_from or f"template of {inputs}"
+    if entry.selection:
+        planned["jmesPath"] = entry.selection.expression
+    return planned
 
 
 def entrypoint() -> None:

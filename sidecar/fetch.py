@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 R = TypeVar("R")
-Perform = Callable[[aws.ClientFactory, Call, int], dict[Target, R | Failure]]
+Perform = Callable[[aws.ClientFactory, Call, int], dict[Target, R]]  # R: an outcome type, Failure included
 
 
 @dataclass
@@ -138,7 +138,7 @@ class Fetcher:
         attempt = 0
         clock = self._deadline.clock
 
-        def attempt_once() -> dict[Target, R | Failure]:
+        def attempt_once() -> dict[Target, R]:
             nonlocal attempt
             attempt += 1
             self.stats.count(api_calls=1)

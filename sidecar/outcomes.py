@@ -1,7 +1,10 @@
-"""What a fetch produced for one target: a value, or a value-free failure."""
+"""What a fetch produced for one target: a value, a tree of values, or a value-free failure."""
 
 from __future__ import annotations
 
+import hashlib
+import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from sidecar.secret import SecretBytes
@@ -19,6 +22,43 @@ class Fetched:
 
 
 @dataclass(frozen=True)
+class TreeParameter:
+    """One parameter of a tree: its full name (names are not secret), its value (None in a refresh check,
+    which reads versions only) and its version."""
+
+    name: str
+    value: SecretBytes | None
+    version: str | None
+
+
+@dataclass(frozen=True)
+class FetchedTree:
+    """Every parameter under a path (``ParameterPathTarget``), in name order; never empty."""
+
+    parameters: tuple[TreeParameter, ...]
+
+    @property
+    def change_token(self) -> str:
+        return tree_token(self.parameters)
+
+
+@dataclass(frozen=True)
+class TreePage:
+    """The pages of a tree read so far, and the token that asks for the next one: not an answer yet, but what
+    the next page's call (``plan.follow_ups``) carries."""
+
+    parameters: tuple[TreeParameter, ...]
+    next_token: str
+
+
+def tree_token(parameters: Iterable[TreeParameter]) -> str:
+    """What changes when a parameter under the path is added, deleted or changed: a digest of the sorted
+    (name, version) pairs. Values never enter it."""
+    pairs = sorted((p.name, p.version or "") for p in parameters)
+    return hashlib.sha256(json.dumps(pairs).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
 class Checked:
     """A metadata-only answer for one target: its current change token, without the value."""
 
@@ -32,5 +72,5 @@ class Failure:
     not_found: bool = False  # the secret does not exist: an optional entry is skipped
 
 
-Outcome = Fetched | Failure
-CheckOutcome = Checked | Failure
+Outcome = Fetched | FetchedTree | TreePage | Failure
+CheckOutcome = Checked | TreePage | Failure

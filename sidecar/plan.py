@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Final, Literal
 
-from sidecar.outcomes import Failure
-from sidecar.references import ObjectTarget, ParameterTarget, SecretTarget, Target
+from sidecar.outcomes import Failure, TreePage
+from sidecar.references import ObjectTarget, ParameterPathTarget, ParameterTarget, SecretTarget, Target
 from sidecar.retry_policy import TRANSIENT_CODES, FallBack
 
 MAX_GET_PARAMETERS_NAMES: Final = 10  # SSM GetParameters accepts 1-10 names
 MAX_BATCH_SECRET_IDS: Final = 20  # Secrets Manager BatchGetSecretValue accepts up to 20 ids
+MAX_PARAMETERS_BY_PATH_RESULTS: Final = 10  # SSM GetParametersByPath answers 1-10 parameters a page (MaxResults)
 
 Operation = Literal[
-    "GetParameters", "BatchGetSecretValue", "GetSecretValue", "GetObject", "DescribeSecret", "HeadObject"
+    "GetParameters", "BatchGetSecretValue", "GetSecretValue", "GetObject", "DescribeSecret", "HeadObject",
+    "GetParametersByPath",
 ]
 SmBatch = Literal["auto", "always", "never"]  # Secrets Manager batching: see use_batch
 
@@ -22,13 +24,15 @@ SmBatch = Literal["auto", "always", "never"]  # Secrets Manager batching: see us
 @dataclass(frozen=True)
 class Call:
     """One API call: which client (service, region, and the role whose credentials sign it: None for the
-    task's own), which operation, and the targets it answers."""
+    task's own), which operation, and the targets it answers. A page of a parameter tree after the first
+    carries the pages before it (``page``, with the next page's token)."""
 
     service: str
     region: str
     operation: Operation
     targets: tuple[Target, ...]
     role_arn: str | None = None
+    page: TreePage | None = None
 
 
 def use_batch(current_secrets_in_region: int, sm_batch: SmBatch, concurrency: int) -> bool:
@@ -59,7 +63,10 @@ def make_plan(targets: Iterable[Target], sm_batch: SmBatch = "auto", concurrency
     for (service, region, role), group in sorted(by_client.items()):
         role_arn = role or None
         if service == ParameterTarget.service:
-            calls += [Call(service, region, "GetParameters", chunk, role_arn) for chunk in _parameter_chunks(group)]
+            trees = [t for t in group if isinstance(t, ParameterPathTarget)]
+            names = [t for t in group if not isinstance(t, ParameterPathTarget)]
+            calls += [Call(service, region, "GetParameters", chunk, role_arn) for chunk in _parameter_chunks(names)]
+            calls += [Call(service, region, "GetParametersByPath", (tree,), role_arn) for tree in trees]
         elif service == ObjectTarget.service:
             calls += [Call(service, region, "GetObject", (target,), role_arn) for target in group]
         else:
@@ -78,7 +85,11 @@ def follow_ups(call: Call, answer: FallBack | Mapping[Target, object]) -> tuple[
     """The calls that finish a failed or partly answered ``BatchGetSecretValue``, one ``GetSecretValue`` each:
     for every secret of the batch when the policy made the whole batch fall back (denied or throttled), else
     for each secret whose item in ``Errors[]`` has a transient code (that call then gets retries of its own).
+    A ``GetParametersByPath`` page that came with a ``NextToken`` is followed by the call for the next page,
+    which carries the pages so far: each page is a call of its own, counted and retried like any other.
     Any other call needs none."""
+    if call.operation == "GetParametersByPath" and not isinstance(answer, FallBack):
+        return tuple(replace(call, page=page) for page in answer.values() if isinstance(page, TreePage))
     if call.operation != "BatchGetSecretValue":
         return ()
     if isinstance(answer, FallBack):
@@ -130,13 +141,16 @@ def is_immutable(target: Target) -> bool:
     if isinstance(target, ParameterTarget):
         selector = target.name.partition(":")[2]
         return selector.isdigit()
+    if isinstance(target, ParameterPathTarget):
+        return False  # parameters come and go under a path
     return target.version_id is not None
 
 
 def make_check_plan(targets: Iterable[Target]) -> tuple[Call, ...]:
     """The metadata calls that tell whether any target changed: one DescribeSecret per secret (it answers
     every stage at once), GetParameters in tens (without decryption, except for references to Secrets
-    Manager, which Parameter Store answers only with it), one HeadObject per object."""
+    Manager, which Parameter Store answers only with it), one HeadObject per object, and the pages of
+    GetParametersByPath, without decryption, for each parameter tree (names and versions)."""
     mutable = sorted({t for t in targets if not is_immutable(t)}, key=lambda t: (t.service, repr(t)))
     calls: list[Call] = []
     secrets: dict[tuple[str, str, str], list[Target]] = {}
@@ -147,6 +161,8 @@ def make_check_plan(targets: Iterable[Target]) -> tuple[Call, ...]:
             secrets.setdefault((target.region, role, target.secret_id), []).append(target)
         elif isinstance(target, ParameterTarget):
             parameters.setdefault((target.region, role), []).append(target)
+        elif isinstance(target, ParameterPathTarget):
+            calls.append(Call(target.service, target.region, "GetParametersByPath", (target,), target.role_arn))
         else:
             calls.append(Call(target.service, target.region, "HeadObject", (target,), target.role_arn))
     for (region, role, _), group in sorted(secrets.items()):

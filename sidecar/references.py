@@ -121,7 +121,42 @@ class ObjectTarget:
         return f"object s3://{self.bucket}/{self.key}{pin}"
 
 
-Target = SecretTarget | ParameterTarget | ObjectTarget
+@dataclass(frozen=True)
+class ParameterPathTarget:
+    """Every SSM parameter under one path: at every depth below it (``recursive``), or at its first level.
+
+    ``path`` begins with ``/`` and has no trailing ``/`` (except the root, ``/``), so ``/prod/app`` and
+    ``/prod/app/`` share one fetch. GetParametersByPath takes no ARN: a tree is in the account whose
+    credentials read it (the task's, or ``role_arn``'s)."""
+
+    region: str
+    path: str
+    recursive: bool = True
+    role_arn: str | None = None
+
+    service = "ssm"
+
+    @property
+    def prefix(self) -> str:
+        """What every parameter name under the path begins with."""
+        return self.path.rstrip("/") + "/"
+
+    def relative_name(self, name: str) -> str | None:
+        """A parameter's name relative to the path (``/prod/app/db/password`` under ``/prod/app`` is
+        ``db/password``); None for a name outside it. Under the root, a one-level name may come without its
+        slash (``/db`` and ``db`` are one parameter)."""
+        if name.startswith(self.prefix):
+            return name[len(self.prefix) :]
+        if self.path == "/" and name and not name.startswith("/"):
+            return name
+        return None
+
+    def describe(self) -> str:
+        depth = "at every depth" if self.recursive else "at its first level only"
+        return f"parameters under {self.path} {depth} in {self.region}"
+
+
+Target = SecretTarget | ParameterTarget | ObjectTarget | ParameterPathTarget
 
 
 def bare_parameter_name(name_or_arn: str) -> str:
@@ -320,6 +355,46 @@ def _url_problem(url: str) -> str:
     version = parse_qs(parts.query).get("versionId", [""])[0]
     pin = f"{_S3_VERSION_MARKER}{version}" if version else ""
     return f"valueFrom {shown!r} is an S3 URL: write it as s3://{bucket}/{key}{pin}"
+
+
+def parse_parameter_path(path: object, recursive: bool, region: str | None) -> ParameterPathTarget:
+    """A ``parametersByPath`` entry's path: a hierarchy of names, never an ARN (see ParameterPathTarget)."""
+    if not isinstance(path, str) or not path:
+        raise ConfigError("parametersByPath must be a non-empty string: a path such as /prod/app")
+    if path != path.strip() or "\x00" in path:
+        raise ConfigError(f"parametersByPath {path!r} has leading or trailing whitespace or a NUL character")
+    if path.startswith("arn:"):
+        # GetParametersByPath's Path is a hierarchy beginning with '/', and a parameter shared from another
+        # account is read only by its full ARN (GetParameters' API reference): such a tree cannot be listed.
+        raise ConfigError(
+            f"parametersByPath {path!r} is an ARN; GetParametersByPath takes a path beginning with '/' in the "
+            "task's own account, so a tree in another account cannot be read: list its parameters as entries "
+            "whose valueFrom is each parameter's ARN"
+        )
+    if not path.startswith("/"):
+        raise ConfigError(f"parametersByPath {path!r} must begin with '/' (a path such as /prod/app)")
+    normalized = path.rstrip("/") or "/"
+    if not _PARAMETER_NAME.match(normalized) or "//" in path:
+        raise ConfigError(
+            f"parametersByPath {path!r} is not a valid SSM path (letters, digits and _.-/ only, no empty level)"
+        )
+    if normalized.count("/") >= MAX_PARAMETER_LEVELS:
+        raise ConfigError(
+            f"parametersByPath {path!r}: a parameter name has at most {MAX_PARAMETER_LEVELS} levels, so a path "
+            f"under which one can exist has at most {MAX_PARAMETER_LEVELS - 1}"
+        )
+    if normalized.lstrip("/").lower().startswith(("aws", "ssm")) and not (normalized + "/").startswith(
+        PUBLIC_PARAMETERS
+    ):
+        raise ConfigError(
+            f"parametersByPath {path!r}: no parameter name can begin with 'aws' or 'ssm' except AWS's public "
+            f"parameters under {PUBLIC_PARAMETERS}; a reference to Secrets Manager is read as a valueFrom"
+        )
+    if not region:
+        raise ConfigError(
+            f"parametersByPath {path!r} carries no region: set AWS_REGION (ECS sets it on Fargate) or SIDECAR_REGION"
+        )
+    return ParameterPathTarget(region, normalized, recursive)
 
 
 def _parse_s3(value_from: str, default_region: str | None) -> Reference:

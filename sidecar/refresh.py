@@ -16,7 +16,7 @@ from typing import Any, Final
 from sidecar import health
 from sidecar.errors import FetchError, Interrupted, SidecarError
 from sidecar.notify import notify
-from sidecar.outcomes import Failure, Fetched, Outcome
+from sidecar.outcomes import Failure, Fetched, FetchedTree, Outcome
 from sidecar.plan import make_check_plan
 from sidecar.run import Job, plan_for
 
@@ -104,7 +104,7 @@ class Refresher:
             if isinstance(previous, Failure) and previous.not_found and now.not_found:
                 return False  # an optional secret that is still absent
             raise FetchError(f"refresh check: {now.reason}")
-        if isinstance(previous, Fetched):
+        if isinstance(previous, Fetched | FetchedTree):
             return bool(now.token != previous.change_token)
         return True  # an optional secret that now exists
 

@@ -11,8 +11,8 @@ from typing import Any
 from sidecar.content import ContentProblem, json_document, json_text, utf8
 from sidecar.deadline import Deadline
 from sidecar.errors import FetchError
-from sidecar.names import collision_problems, component_problem, is_env_name
-from sidecar.outcomes import Failure, Fetched, Outcome
+from sidecar.names import collision_problems, component_problem, is_env_name, name_problem
+from sidecar.outcomes import Failure, Fetched, FetchedTree, Outcome
 from sidecar.output import OutputFile
 from sidecar.references import Reference
 from sidecar.secret import SecretBytes
@@ -108,6 +108,8 @@ def _referenced(entry: Entry, reference: Reference, outcomes: Mapping[Any, Outco
 
 def _values(entry: Entry, outcomes: Mapping[Any, Outcome], max_bytes: int) -> list[tuple[str, str, SecretBytes]]:
     """Each file of an entry: its path, how messages name it ("" for its path) and its content."""
+    if entry.tree is not None:
+        return _tree_files(entry, outcomes[entry.tree])
     if entry.template is not None:
         inputs = {name: _referenced(entry, ref, outcomes) for name, _, ref in entry.inputs}
         return [(entry.name, "", render_template(entry.template, inputs, repr(entry.name), max_bytes))]
@@ -153,6 +155,29 @@ def _selected(entry: Entry, reference: Reference, selection: Selection, value: S
     if selected is None:
         raise FetchError(f"{where} matches nothing in {reference.target.describe()}")
     return selected
+
+
+def _tree_files(entry: Entry, fetched: Outcome) -> list[tuple[str, str, SecretBytes]]:
+    """One file per parameter of a tree, at its name relative to the path, under the entry's directory.
+
+    A parameter name is not secret (its file's path is logged like any other), but one that cannot be a file
+    name is named by its position in name order, as ``expand`` names a key: the name came from an answer,
+    and is not repeated whatever it holds."""
+    tree = entry.tree
+    assert tree is not None and isinstance(fetched, FetchedTree)  # noqa: S101 - failures were handled before
+    files = []
+    for position, parameter in enumerate(fetched.parameters, start=1):
+        relative = tree.relative_name(parameter.name)
+        path = f"{entry.name}/{relative}"
+        problem = "is not under the path" if relative is None else name_problem(path)
+        if problem:
+            raise FetchError(f"{entry.name!r}: parameter #{position} (in name order) under {tree.path} cannot be a "
+                             f"file: its name relative to the path {problem}")
+        assert parameter.value is not None  # noqa: S101 - a fetch reads values; only a refresh check does not
+        files.append((path, "", parameter.value))
+    for problem in collision_problems([path for path, _, _ in files]):
+        raise FetchError(f"{entry.name!r}: the parameters under {tree.path} cannot all be files: {problem}")
+    return files
 
 
 def expanded_label(entry_name: str, position: int) -> str:
@@ -214,17 +239,22 @@ def _record(entry: Entry, outcomes: Mapping[Any, Outcome], files: list[OutputFil
         target = reference.target
         return {"service": target.service, "region": target.region, "valueFrom": value_from, "versionId": version}
 
-    if entry.template is not None:
-        origin: dict[str, object] = {"inputs": {name: source(vf, ref) for name, vf, ref in entry.inputs}}
+    records = [{"path": f.path, "bytes": len(f.content), "mode": f"{f.mode:04o}", "uid": f.uid, "gid": f.gid}
+               for f in files]
+    if entry.tree is not None:
+        tree = entry.tree
+        origin: dict[str, object] = {"source": {"service": tree.service, "region": tree.region,
+                                                "parametersByPath": tree.path, "recursive": tree.recursive}}
+        fetched_tree = outcomes[tree]
+        assert isinstance(fetched_tree, FetchedTree)  # noqa: S101 - failures were handled before rendering
+        versions = {f"{entry.name}/{tree.relative_name(p.name)}": p.version for p in fetched_tree.parameters}
+        records = [{**record, "versionId": versions.get(str(record["path"]))} for record in records]
+    elif entry.template is not None:
+        origin = {"inputs": {name: source(vf, ref) for name, vf, ref in entry.inputs}}
     else:
         assert entry.reference is not None  # noqa: S101 - an entry has a reference or a template
         record = source(entry.value_from, entry.reference)
         if entry.selection is not None:  # recorded beside valueFrom, which records a json-key
             record["jmesPath"] = entry.selection.expression
         origin = {"source": record}
-    return {
-        "name": entry.name,
-        **origin,
-        "files": [{"path": f.path, "bytes": len(f.content), "mode": f"{f.mode:04o}", "uid": f.uid, "gid": f.gid}
-                  for f in files],
-    }
+    return {"name": entry.name, **origin, "files": records}

@@ -49,7 +49,7 @@ def check_readability(task: Mapping[str, Any]) -> list[Finding]:
         settings = settings_of(sidecar.container) if sidecar.readers else None
         if settings is None:
             continue  # no reader (no-reader), or a configuration the sidecar would refuse (sidecar-config)
-        nodes = [Node(entry.name + ("/*" if entry.expand else ""), entry.mode, entry.uid, entry.gid)
+        nodes = [Node(entry.name + ("/*" if entry.is_directory else ""), entry.mode, entry.uid, entry.gid)
                  for entry in settings.entries]
         if settings.env_file:
             nodes.append(Node(settings.env_file, settings.file_mode, settings.uid, settings.gid))

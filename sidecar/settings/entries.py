@@ -9,7 +9,7 @@ from typing import Final
 
 from sidecar.errors import ConfigError
 from sidecar.names import is_utf8, name_problem
-from sidecar.references import Reference, parse_value_from
+from sidecar.references import Reference, parse_parameter_path, parse_value_from
 from sidecar.selection import Selection, SelectionSyntax, compile_selection
 from sidecar.settings.model import Entry
 from sidecar.settings.options import SHORTHAND_PREFIX
@@ -18,8 +18,9 @@ from sidecar.settings.texts import FileTexts, Unreadable
 from sidecar.template import parse_template
 
 ENTRY_KEYS: Final = ("name", "valueFrom", "mode", "uid", "gid", "optional", "expand", "template", "templateFile",
-                     "inputs", "jmesPath")
+                     "inputs", "jmesPath", "parametersByPath", "recursive")
 TEMPLATE_KEYS: Final = ("name", "template", "templateFile", "inputs", "mode", "uid", "gid")
+TREE_KEYS: Final = ("name", "parametersByPath", "recursive", "mode", "uid", "gid", "optional")
 
 
 @dataclass(frozen=True)
@@ -41,9 +42,14 @@ def parse_entry(source: str, index: int, raw: object, defaults: EntryDefaults, f
             raise ConfigError(f"{where}: unknown key {key!r}{suggest(key, ENTRY_KEYS)}")
     if "template" in raw or "templateFile" in raw:
         return _template_entry(where, raw, defaults, files)
-    for key in ("name", "valueFrom"):
-        if key not in raw:
-            raise ConfigError(f"{where}: {key} is required")
+    if "parametersByPath" in raw:
+        return _tree_entry(where, raw, defaults)
+    if "name" not in raw:
+        raise ConfigError(f"{where}: name is required")
+    if "valueFrom" not in raw:
+        raise ConfigError(f"{where}: valueFrom is required (or parametersByPath, for a tree of SSM parameters)")
+    if "recursive" in raw:
+        raise ConfigError(f"{where}: recursive applies only to parametersByPath")
     name = raw["name"]
     where = f"{where} ({name!r})" if isinstance(name, str) else where
     value_from = raw["valueFrom"]
@@ -116,6 +122,32 @@ def _selection(where: str, expression: object, reference: Reference) -> Selectio
         return compile_selection(expression)
     except SelectionSyntax as exc:
         raise ConfigError(f"{where}: jmesPath {expression!r} {exc.reason}") from None
+
+
+def _tree_entry(where: str, raw: Mapping[str, object], defaults: EntryDefaults) -> Entry:
+    """``parametersByPath``: a directory with one file per parameter under the path."""
+    if "valueFrom" in raw:
+        raise ConfigError(f"{where}: give either valueFrom or parametersByPath, not both")
+    for key in raw:
+        if key not in TREE_KEYS:
+            raise ConfigError(f"{where}: {key!r} does not apply to a parametersByPath entry (keys: "
+                              f"{', '.join(TREE_KEYS)})")
+    if "name" not in raw:
+        raise ConfigError(f"{where}: name is required")
+    name = raw["name"]
+    where = f"{where} ({name!r})" if isinstance(name, str) else where
+    name = _checked_name(where, name)
+    recursive = raw.get("recursive", True)  # the whole tree unless asked for one level
+    if not isinstance(recursive, bool):
+        raise ConfigError(f"{where}: recursive must be true or false")
+    path = raw["parametersByPath"]
+    try:
+        target = parse_parameter_path(path, recursive, defaults.region)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc.message}") from None
+    assert isinstance(path, str)  # noqa: S101 - parse_parameter_path checked the type
+    mode, uid, gid = _ownership(where, raw, defaults)
+    return Entry(name, path, Reference(target), mode, uid, gid, _flag(where, raw, "optional"))
 
 
 def _template_entry(where: str, raw: Mapping[str, object], defaults: EntryDefaults, files: FileTexts) -> Entry:

@@ -15,7 +15,7 @@ def check_names(entries: Sequence[Entry], env_file: str | None) -> None:
     names = [entry.name for entry in entries]
     if env_file:
         names.append(env_file)
-    for problem in collision_problems(names, directories=[e.name for e in entries if e.expand]):
+    for problem in collision_problems(names, directories=[e.name for e in entries if e.is_directory]):
         raise ConfigError(f"duplicate names: {problem}")
     if env_file:
         for entry in entries:

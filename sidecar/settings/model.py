@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Final, Literal
 
 from sidecar.plan import SmBatch
-from sidecar.references import Reference
+from sidecar.references import ParameterPathTarget, Reference
 from sidecar.selection import Selection
 from sidecar.template import Template
 
@@ -32,8 +32,8 @@ SM_BATCH_MODES: Final[tuple[SmBatch, ...]] = ("auto", "always", "never")
 
 @dataclass(frozen=True)
 class Entry:
-    """One file to write (or directory, with ``expand``): from one reference, or from a template whose
-    inputs are references."""
+    """One file to write (or directory, with ``expand`` or ``parametersByPath``): from one reference, or from a
+    template whose inputs are references."""
 
     name: str
     value_from: str
@@ -50,6 +50,17 @@ class Entry:
     @property
     def references(self) -> tuple[Reference, ...]:
         return (self.reference,) if self.reference else tuple(ref for _, _, ref in self.inputs)
+
+    @property
+    def tree(self) -> ParameterPathTarget | None:
+        """The parameter tree a ``parametersByPath`` entry writes (``value_from`` then holds the path)."""
+        target = self.reference.target if self.reference else None
+        return target if isinstance(target, ParameterPathTarget) else None
+
+    @property
+    def is_directory(self) -> bool:
+        """Whether the entry's name is a directory of files whose names come from what is fetched."""
+        return self.expand or self.tree is not None
 
 
 @dataclass(frozen=True)

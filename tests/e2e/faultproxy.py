@@ -98,6 +98,7 @@ class Rule:
     count: int | None = None  # applications left; None: always
     probability: float | None = None  # apply to this share of matching requests (seeded draw); None: all
     quota: TokenBucket | None = None  # apply only to requests past the bucket's rate and burst
+    request_contains: bytes | None = None  # apply only to requests whose body holds these bytes
     hits: int = 0
 
     def matches(self, operation: str | None, method: str, path: str) -> bool:
@@ -239,6 +240,8 @@ class _State:
             self.occurrences[identity] += 1
             for index, rule in enumerate(self.rules):
                 if not rule.matches(operation, method, path):
+                    continue
+                if rule.request_contains is not None and rule.request_contains not in body:
                     continue
                 if rule.probability is not None:
                     draw = random.Random(f"{self.seed}|{identity}|{occurrence}|{index}").random()  # noqa: S311
