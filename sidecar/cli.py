@@ -7,7 +7,7 @@ import os
 import sys
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sidecar.errors import EXIT_CONFIG, EXIT_OK, EXIT_UNEXPECTED, Interrupted, SidecarError
 from sidecar.settings.arguments import (
@@ -18,8 +18,13 @@ from sidecar.settings.arguments import (
     setting_flags,
     with_command,
 )
-from sidecar.settings.load import load_settings, logging_preferences
-from sidecar.settings.model import Entry, Settings
+from sidecar.settings.load import load_settings, logging_preferences, metrics_namespace
+from sidecar.settings.model import DEFAULT_TIMEOUT_SECONDS, Entry, Settings
+
+if TYPE_CHECKING:
+    from structlog.typing import FilteringBoundLogger
+
+    from sidecar.metrics import Emitter, Meter
 
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
@@ -37,6 +42,8 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
             from sidecar import log as logging
 
             log = logging.configure(*logging_preferences({}, environ))
+            if with_command(argv)[0] == "run":
+                _RunMetrics(environ, log, started, metrics_namespace({}, environ)).failed(exc)
             log.error("failed", exit_code=EXIT_CONFIG, error="configuration_error", reason=exc.message)
         return EXIT_CONFIG
     if args.command == LINT_COMMAND:
@@ -53,6 +60,8 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     from sidecar import log as logging
 
     log = logging.configure(*logging_preferences(flags, environ))
+    metrics = _RunMetrics(environ, log, started,
+                          metrics_namespace(flags, environ) if args.command == "run" else None)
     try:
         settings = load_settings(flags, environ)
         if args.command == "check":
@@ -62,25 +71,74 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         from sidecar.run import run
         from sidecar.stopping import Stop
 
+        meter = metrics.start(settings)
         stop = Stop()
         stop.install()  # before the first fetch: SIGTERM then stops the run between steps, never inside one
-        job = run(settings, log, started, stop)
+        job = run(settings, log, started, stop, meter)
         if settings.refresh_interval is not None:
             from sidecar.refresh import Refresher
 
-            Refresher(job).run_forever()
+            Refresher(job, metrics=meter.emitter).run_forever()
     except Interrupted as exc:
+        metrics.failed(exc)
         log.warning("stopped", generation=0, reason=exc.message, exit_code=exc.exit_code)
         return exc.exit_code
     except SidecarError as exc:
+        metrics.failed(exc)
         log.error("failed", exit_code=exc.exit_code, error=exc.kind, reason=exc.message)
         return exc.exit_code
     except Exception as exc:
+        metrics.failed(None)
         log.error(
             "failed", exit_code=EXIT_UNEXPECTED, error="unexpected", reason=f"{type(exc).__name__}", exc_info=True
         )
         return EXIT_UNEXPECTED
     return EXIT_OK
+
+
+class _RunMetrics:
+    """The run's metrics line (``SIDECAR_METRICS=emf``), on success or failure alike. Until the settings are
+    loaded, metrics are on only when flags or environment say so (``fallback_namespace``): a run whose
+    configuration does not load is counted too, unless the broken part is the metrics setting itself."""
+
+    def __init__(self, environ: Mapping[str, str], log: FilteringBoundLogger, started: float,
+                 fallback_namespace: str | None) -> None:
+        self._environ = environ
+        self._log = log
+        self._started = started
+        self._fallback = fallback_namespace
+        self._meter: Meter | None = None
+
+    def start(self, settings: Settings) -> Meter:
+        from sidecar.metrics import Meter
+
+        namespace = settings.metrics_namespace if settings.metrics == "emf" else None
+        self._meter = Meter(self._emitter(namespace, settings.timeout_seconds), "start", self._started)
+        return self._meter
+
+    def failed(self, error: SidecarError | None) -> None:
+        """Before the ``failed`` line, which stays the log's last."""
+        from sidecar.metrics import Ending, Meter
+
+        meter = self._meter or Meter(self._emitter(self._fallback, DEFAULT_TIMEOUT_SECONDS), "start", self._started)
+        meter.finish(Ending(error.kind, error.exit_code) if error else Ending("unexpected", EXIT_UNEXPECTED))
+
+    def _emitter(self, namespace: str | None, timeout_seconds: float) -> Emitter | None:
+        """The writer when metrics are on. The task metadata is read from now on, in the background, and waited
+        for at most until the run's deadline."""
+        if namespace is None:
+            return None
+        from sidecar.metrics import Emitter
+        from sidecar.task_metadata import TaskMetadata
+
+        metadata = TaskMetadata(self._environ, self._log).start()
+        ends = self._started + timeout_seconds
+        return Emitter(namespace, _write_line, task=lambda: metadata.task(wait=ends - time.monotonic()))
+
+
+def _write_line(line: str) -> None:
+    sys.stdout.write(line + "\n")  # one write: no other thread's log line lands inside it
+    sys.stdout.flush()
 
 
 def _healthcheck(settings: Settings) -> int:

@@ -40,12 +40,14 @@ class Stats:
 
     api_calls: int = 0
     retries: int = 0
+    throttled: int = 0  # attempts answered with a throttling error, whether retried, fallen back or given up
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def count(self, *, api_calls: int = 0, retries: int = 0) -> None:
+    def count(self, *, api_calls: int = 0, retries: int = 0, throttled: int = 0) -> None:
         with self._lock:
             self.api_calls += api_calls
             self.retries += retries
+            self.throttled += throttled
 
 
 class Fetcher:
@@ -146,8 +148,11 @@ class Fetcher:
             try:
                 result = perform(self._clients, call, self._max_bytes)
             except Exception as exc:
+                error = aws_errors.classify(exc)
+                if error.throttled:
+                    self.stats.count(throttled=1)
                 self._log.info("api_call", **describe, attempt=attempt, duration_ms=_ms(clock() - started),
-                               outcome=aws_errors.classify(exc).code)
+                               outcome=error.code)
                 raise
             self._log.info("api_call", **describe, attempt=attempt, duration_ms=_ms(clock() - started), outcome="ok")
             return result

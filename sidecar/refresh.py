@@ -15,6 +15,7 @@ from typing import Any, Final
 
 from sidecar import health
 from sidecar.errors import FetchError, Interrupted, SidecarError
+from sidecar.metrics import ENDED_WELL, Emitter, Ending, Meter
 from sidecar.notify import notify
 from sidecar.outcomes import Failure, Fetched, FetchedTree, Outcome
 from sidecar.plan import make_check_plan
@@ -35,8 +36,9 @@ def next_delay(interval: float, failures: int, rng: random.Random) -> float:
 
 
 class Refresher:
-    def __init__(self, job: Job, rng: random.Random | None = None) -> None:
+    def __init__(self, job: Job, rng: random.Random | None = None, metrics: Emitter | None = None) -> None:
         self.job = job
+        self.metrics = metrics  # one line per cycle, whatever its end
         self.log = job.log
         self.settings = job.settings
         self.check_calls = make_check_plan(job.targets)  # the targets never change: plan the checks once
@@ -58,25 +60,31 @@ class Refresher:
             self._write_health()
         failures = 0
         while not self.stop.wait(next_delay(interval, failures, self.rng)):
+            meter = Meter(self.metrics, "refresh", time.monotonic())
             try:
-                self.cycle()
-            except Interrupted:
+                self.cycle(meter)
+            except Interrupted as exc:
+                meter.finish(Ending(exc.kind, exc.exit_code))
                 break  # the cycle stopped between two steps: the last committed set is whole
             except SidecarError as exc:
+                meter.finish(Ending(exc.kind, exc.exit_code))
                 failures += 1
                 self.last_error = exc.message
                 self.log.warning("refresh_failed", error=exc.kind, reason=exc.message, failures=failures)
             else:
+                meter.finish(ENDED_WELL)
                 failures = 0
                 self.last_success = time.time()
                 self.last_error = None
             self._write_health()
         self.log.info("stopped", generation=self.job.generation, reason=self.stop.signal_name, exit_code=0)
 
-    def cycle(self) -> bool:
+    def cycle(self, meter: Meter | None = None) -> bool:
         """One check; fetch and commit what changed. True when a new set was committed."""
         job = self.job
+        meter = meter or Meter(None, "refresh", time.monotonic())
         fetcher = job.fetcher(self.settings.timeout_seconds)
+        meter.watch(fetcher.stats)
         checked = fetcher.check(self.check_calls)
         changed = [t for t in job.targets if t in checked and self._changed(job.values.get(t), checked[t])]
         self.log.info("refresh_check", api_calls=fetcher.stats.api_calls, changed=len(changed))
@@ -84,6 +92,7 @@ class Refresher:
             return False
         fresh = fetcher.fetch(plan_for(self.settings, changed))
         published = job.publish({**job.values, **fresh})
+        meter.wrote(published.files, published.bytes)
         self.log.info(
             "refreshed", generation=job.generation, changed=[t.describe() for t in changed],
             files=published.files, api_calls=fetcher.stats.api_calls,

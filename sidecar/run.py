@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from sidecar import commit, output_dir
 from sidecar.deadline import Deadline
 from sidecar.errors import ConfigError
+from sidecar.metrics import ENDED_WELL, Meter
 from sidecar.outcomes import Outcome
 from sidecar.output import OutputFile
 from sidecar.plan import Call, make_plan
@@ -80,6 +81,7 @@ class Published:
     committed: commit.Committed
     files: int
     skipped: int
+    bytes: int  # of the files written, for the metrics
 
 
 class Job:
@@ -143,12 +145,16 @@ class Job:
             self.log.warning("commit_untidy", reason=reason)
         self.values = dict(outcomes)
         self.generation = generation
-        return Published(committed, len(rendered.files), len(rendered.skipped))
+        return Published(committed, len(rendered.files), len(rendered.skipped),
+                         sum(len(file.content) for file in rendered.files))
 
 
-def run(settings: Settings, log: FilteringBoundLogger, started: float, stop: Stop | None = None) -> Job:
+def run(settings: Settings, log: FilteringBoundLogger, started: float, stop: Stop | None = None,
+        meter: Meter | None = None) -> Job:
     """Write every required secret, or raise a ``SidecarError`` leaving the output directory untouched
-    (``Interrupted`` when SIGTERM or SIGINT came first)."""
+    (``Interrupted`` when SIGTERM or SIGINT came first). ``meter`` counts the run; on success its line is
+    written before ``done``, so that ``done`` stays the log's last line (on failure, the caller writes it)."""
+    meter = meter or Meter(None, "start", started)
     job = Job(settings, log, stop)  # a botocore session and no network access yet
     check_regions(settings, job.clients.session)
     calls = plan_for(settings)
@@ -165,10 +171,13 @@ def run(settings: Settings, log: FilteringBoundLogger, started: float, stop: Sto
     output_dir.preflight(settings.output_dir, owners)
 
     fetcher = job.fetcher(max(0.0, settings.timeout_seconds - (time.monotonic() - started)))
+    meter.watch(fetcher.stats)
     fetcher.resolve_credentials()
     outcomes = fetcher.fetch(calls)
     # SIDECAR_TIMEOUT lasts to the last file: what is left of it bounds rendering and writing too.
     published = job.publish(outcomes, Deadline(settings.timeout_seconds - (time.monotonic() - started)))
+    meter.wrote(published.files, published.bytes)
+    meter.finish(ENDED_WELL)
     log.info(
         "done",
         entries=len(settings.entries) - published.skipped,

@@ -19,11 +19,11 @@ PACKAGE = ROOT / "sidecar"
 # Lowest first. A module may import from its own layer and the layers before it.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("foundations", ("sidecar", "errors", "secret", "names", "access", "files", "deadline", "retry_policy",
-                     "content", "shell", "stopping", "outcomes")),
+                     "content", "shell", "stopping", "outcomes", "metrics")),
     ("values", ("references", "template", "output", "selection")),
     ("planning", ("plan",)),
     ("edges", ("log", "output_dir", "commit", "health", "notify", "aws", "assumed_role", "aws_errors", "bodylimit",
-               "credentials", "retrying", "fetch")),
+               "credentials", "retrying", "fetch", "task_metadata")),
     ("settings", ("settings", "config")),
     ("rendering", ("render",)),
     ("orchestration", ("run", "refresh")),

@@ -32,6 +32,8 @@ from sidecar.settings.options import (
     LOG_FORMAT,
     LOG_LEVEL,
     MAX_BYTES,
+    METRICS,
+    METRICS_NAMESPACE,
     NOTIFY_COMMAND,
     NOTIFY_PROCESS,
     NOTIFY_SIGNAL,
@@ -88,6 +90,7 @@ def settings_from(
     refresh_interval, health_max_age = sources.value(REFRESH_INTERVAL), sources.value(HEALTH_MAX_AGE)
     notify_signal, notify_process = sources.value(NOTIFY_SIGNAL), sources.value(NOTIFY_PROCESS)
     notify_command = sources.value(NOTIFY_COMMAND)
+    metrics, metrics_namespace = sources.value(METRICS), sources.value(METRICS_NAMESPACE)
 
     uid = process_uid if uid is None else uid
     gid = process_gid if gid is None else gid
@@ -98,6 +101,8 @@ def settings_from(
     warnings += entry_set.check_env_file_access(entries, env_file, Access(file_mode, uid, gid))
     warnings += entry_set.timeout_warnings(timeout)
     _check_refresh(sources, refresh_interval)
+    if metrics == "off" and sources.given(METRICS_NAMESPACE):
+        raise ConfigError(f"{METRICS_NAMESPACE.key} applies only with {METRICS.env}=emf")
     if refresh_interval is not None and health_max_age is None:
         health_max_age = HEALTH_INTERVALS * refresh_interval
     return Settings(
@@ -119,6 +124,8 @@ def settings_from(
         notify_signal=notify_signal,
         notify_process=notify_process,
         notify_command=notify_command,
+        metrics=metrics,
+        metrics_namespace=metrics_namespace,
         warnings=tuple(warnings),
     )
 
@@ -133,6 +140,20 @@ def logging_preferences(flags: Flags, environ: Mapping[str, str]) -> tuple[LogLe
             return option.default
 
     return lenient(LOG_LEVEL), lenient(LOG_FORMAT)
+
+
+def metrics_namespace(flags: Flags, environ: Mapping[str, str]) -> str | None:
+    """The namespace to count a failed start-up in when flags or environment turn metrics on, else None.
+
+    Read leniently, like the log preferences, for the runs whose configuration does not load: a configuration
+    error is counted too. The config file is not read here: it may be what is broken."""
+    try:
+        if METRICS.parse(METRICS.env, flags.get(METRICS.key) or environ.get(METRICS.env, "off")) != "emf":
+            return None
+        given = flags.get(METRICS_NAMESPACE.key) or environ.get(METRICS_NAMESPACE.env)
+        return METRICS_NAMESPACE.parse(METRICS_NAMESPACE.env, given) if given else METRICS_NAMESPACE.default
+    except ConfigError:
+        return None
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
+from sidecar.metrics import DEFAULT_NAMESPACE, MetricsMode
 from sidecar.plan import SmBatch
 from sidecar.references import ParameterPathTarget, Reference
 from sidecar.selection import Selection
@@ -28,6 +29,7 @@ LogFormat = Literal["json", "console"]
 LOG_LEVELS: Final[tuple[LogLevel, ...]] = ("debug", "info", "warning", "error")
 LOG_FORMATS: Final[tuple[LogFormat, ...]] = ("json", "console")
 SM_BATCH_MODES: Final[tuple[SmBatch, ...]] = ("auto", "always", "never")
+METRICS_MODES: Final[tuple[MetricsMode, ...]] = ("off", "emf")
 
 
 @dataclass(frozen=True)
@@ -83,4 +85,6 @@ class Settings:
     notify_signal: int | None = None
     notify_process: str | None = None
     notify_command: tuple[str, ...] = ()
+    metrics: MetricsMode = "off"
+    metrics_namespace: str = DEFAULT_NAMESPACE
     warnings: tuple[str, ...] = field(default=(), compare=False)

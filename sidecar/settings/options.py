@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final, Generic, Protocol, TypeVar
 
+from sidecar.metrics import DEFAULT_NAMESPACE, MetricsMode
 from sidecar.plan import SmBatch
 from sidecar.settings import parsers as p
 from sidecar.settings.model import (
@@ -24,6 +25,7 @@ from sidecar.settings.model import (
     LOG_LEVELS,
     MAX_CONCURRENCY,
     MAX_MAX_BYTES,
+    METRICS_MODES,
     SM_BATCH_MODES,
     LogFormat,
     LogLevel,
@@ -123,11 +125,18 @@ NOTIFY_PROCESS: Final = Option[str | None](
 NOTIFY_COMMAND: Final = Option[tuple[str, ...]](
     "notifyCommand", "SIDECAR_NOTIFY_COMMAND", "--notify-command", p.parse_command, (),
     "none", "JSON array: command to run on change")
+METRICS: Final = Option[MetricsMode](
+    "metrics", "SIDECAR_METRICS", "--metrics", p.choice(METRICS_MODES), "off",
+    "`off`", "off (default) or emf: one CloudWatch metrics line per run and per refresh cycle")
+METRICS_NAMESPACE: Final = Option(
+    "metricsNamespace", "SIDECAR_METRICS_NAMESPACE", "--metrics-namespace", p.parse_namespace, DEFAULT_NAMESPACE,
+    f"`{DEFAULT_NAMESPACE}`", f"CloudWatch namespace of the metrics (default {DEFAULT_NAMESPACE})")
 
 # In the order they are read: with several mistakes, the first of this order is reported.
 OPTIONS: Final[tuple[Option[object], ...]] = (
     OUTPUT_DIR, FILE_MODE, UID, GID, TIMEOUT, LOG_LEVEL, LOG_FORMAT, MAX_BYTES, ENV_FILE, SM_BATCH, CONCURRENCY,
-    REGION, REFRESH_INTERVAL, HEALTH_MAX_AGE, NOTIFY_SIGNAL, NOTIFY_PROCESS, NOTIFY_COMMAND,
+    REGION, REFRESH_INTERVAL, HEALTH_MAX_AGE, NOTIFY_SIGNAL, NOTIFY_PROCESS, NOTIFY_COMMAND, METRICS,
+    METRICS_NAMESPACE,
 )  # fmt: skip
 REFRESH_ONLY: Final[tuple[Option[object], ...]] = (HEALTH_MAX_AGE, NOTIFY_SIGNAL, NOTIFY_PROCESS, NOTIFY_COMMAND)
 

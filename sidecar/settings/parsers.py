@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 from sidecar.errors import ConfigError
+from sidecar.metrics import namespace_problem
 from sidecar.names import NOT_UTF8, is_utf8, name_problem
 from sidecar.settings.model import MAX_SECONDS
 
@@ -154,3 +155,10 @@ def parse_command(source: str, raw: object) -> tuple[str, ...]:
         if "\x00" in argument or not is_utf8(argument):
             raise ConfigError(f"{source}: argument #{position} holds a NUL character or is not valid UTF-8")
     return tuple(value)
+
+
+def parse_namespace(source: str, raw: object) -> str:
+    problem = namespace_problem(raw) if isinstance(raw, str) else "must be a string"
+    if problem:
+        raise ConfigError(f"{source}: the CloudWatch namespace {shown(raw)} {problem}")
+    return str(raw)

@@ -17,6 +17,7 @@ import pytest
 
 from tests.conftest import SIDECAR, SecretValues, run_sidecar, sidecar_env, snapshot, spawn
 from tests.e2e.faultproxy import FaultProxy, latency
+from tests.emf_spec import problems
 
 pytestmark = pytest.mark.slow
 
@@ -443,3 +444,39 @@ def test_sigterm_while_the_notify_command_runs_stops_it_and_exits_promptly(
     failed = [e for e in sidecar.events if e["event"] == "notify_failed"]
     assert [e["reason"] for e in failed] == ["SIGTERM arrived: the command was stopped"]
     assert (out / "token").read_bytes() == b"token-stop-notify"
+
+
+def test_each_refresh_cycle_writes_one_metrics_line(
+    moto: str, aws: Any, seeded: dict[str, str], tmp_path: Path, secret_values: SecretValues, sidecars: list[Sidecar]
+) -> None:
+    sidecar = start(sidecars, refresh_env(moto, tmp_path, seeded, SIDECAR_METRICS="emf"))
+    sidecar.wait_for("refresh_check")
+    aws.ssm.put_parameter(Name="/app/token", Value=secret_values.add("token-three-333"), Type="SecureString",
+                          Overwrite=True)
+    sidecar.wait_for("refreshed", timeout=10)
+    checks = sum(e["event"] == "refresh_check" for e in sidecar.events)
+    sidecar.wait_for("refresh_check", count=checks + 1)
+    assert sidecar.stop() == 0
+
+    lines = [e for e in sidecar.events if e["event"] == "metrics"]
+    assert [problems(line) for line in lines] == [[]] * len(lines)
+    assert (lines[0]["Phase"], lines[0]["Outcome"], lines[0]["FilesWritten"]) == ("start", "success", 4)
+    # Each cycle: its refresh_check (and refreshed, after a change), then its one line, before the next cycle.
+    pending: dict[str, Any] | None = None
+    cycles = changed = 0
+    for event in sidecar.events[sidecar.events.index(lines[0]) + 1:]:
+        if event["event"] == "refresh_check":
+            assert pending is None, "a cycle ended without its metrics line"
+            pending, cycles = event, cycles + 1
+        elif event["event"] == "refreshed":
+            assert pending is not None
+            pending = event
+        elif event["event"] == "metrics":
+            assert pending is not None, "a metrics line without a cycle"
+            assert (event["Phase"], event["Outcome"], event["Failed"]) == ("refresh", "success", 0)
+            assert event["ApiCalls"] == pending["api_calls"]
+            assert event["FilesWritten"] == pending.get("files", 0)
+            changed += pending["event"] == "refreshed"
+            pending = None
+    assert pending is None
+    assert cycles >= 3 and changed == 1

@@ -182,7 +182,8 @@ def test_a_server_error_is_retried_after_full_jitter_waits_until_the_attempts_ru
         (4, "InternalServiceError", 1.6), (5, "InternalServiceError", 3.2),
     ]
     assert [e["attempt"] for e in result.events("api_call")] == list(range(1, MAX_ATTEMPTS + 1))
-    assert (result.fetcher.stats.api_calls, result.fetcher.stats.retries) == (MAX_ATTEMPTS, MAX_ATTEMPTS - 1)
+    stats = result.fetcher.stats
+    assert (stats.api_calls, stats.retries, stats.throttled) == (MAX_ATTEMPTS, MAX_ATTEMPTS - 1, 0)
 
 
 def test_throttling_is_retried_up_to_its_own_limit(run: Callable[..., Run]) -> None:
@@ -193,6 +194,9 @@ def test_throttling_is_retried_up_to_its_own_limit(run: Callable[..., Run]) -> N
     assert len(result.time.sleeps) == MAX_THROTTLED_ATTEMPTS - 1
     assert max(result.time.sleeps) == 4.0
     assert f"after {MAX_THROTTLED_ATTEMPTS} attempt(s)" in result.outcomes[target].reason
+    stats = result.fetcher.stats  # every throttled attempt counts: the retried ones and the one given up
+    assert (stats.api_calls, stats.retries, stats.throttled) == (
+        MAX_THROTTLED_ATTEMPTS, MAX_THROTTLED_ATTEMPTS - 1, MAX_THROTTLED_ATTEMPTS)
 
 
 def test_a_network_error_is_retried_and_the_call_then_succeeds(run: Callable[..., Run]) -> None:
@@ -291,6 +295,7 @@ def test_a_throttled_batch_goes_to_single_calls_at_once_without_retrying_the_bat
     assert result.events("retry") == []
     assert [(e["region"], e["ids"]) for e in result.events("batch_throttled")] == [(EU, 3)]
     assert result.outcomes == {t: fetched(t) for t in targets}
+    assert (result.fetcher.stats.throttled, result.fetcher.stats.retries) == (1, 0)  # fell back, not retried
 
 
 def test_a_denied_batch_goes_to_single_calls_with_one_warning_per_region(run: Callable[..., Run]) -> None:
