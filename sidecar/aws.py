@@ -146,7 +146,8 @@ def perform(clients: ClientFactory, call: Call, max_bytes: int) -> dict[Target, 
 def _get_secret_value(clients: ClientFactory, call: Call, max_bytes: int) -> dict[Target, Outcome]:
     (target,) = call.targets
     assert isinstance(target, SecretTarget)  # noqa: S101 - the planner only puts secrets here
-    params: dict[str, str] = {"SecretId": target.secret_id}
+    # Version ids and stages are sent unchanged to a failover region: a replica holds the primary's versions.
+    params: dict[str, str] = {"SecretId": target.secret_id_in(call.region)}
     if target.version_id:
         params["VersionId"] = target.version_id
     elif target.version_stage:
@@ -157,16 +158,17 @@ def _get_secret_value(clients: ClientFactory, call: Call, max_bytes: int) -> dic
 
 def _batch_get_secret_value(clients: ClientFactory, call: Call, max_bytes: int) -> dict[Target, Outcome]:
     targets = [t for t in call.targets if isinstance(t, SecretTarget)]
+    ids = {target: target.secret_id_in(call.region) for target in targets}
     client = clients.secretsmanager(call.region, call.role_arn)
-    response = client.batch_get_secret_value(SecretIdList=[t.secret_id for t in targets])
+    response = client.batch_get_secret_value(SecretIdList=list(ids.values()))
     outcomes: dict[Target, Outcome] = {}
     for item in response.get("SecretValues", []):
         for target in targets:
-            if _same_secret(target.secret_id, item.get("ARN", ""), item.get("Name", "")):
+            if _same_secret(ids[target], item.get("ARN", ""), item.get("Name", "")):
                 outcomes[target] = _secret_outcome(target, item, max_bytes)
     for error in response.get("Errors", []):
         for target in targets:
-            if _same_secret(target.secret_id, error.get("SecretId", ""), error.get("SecretId", "")):
+            if _same_secret(ids[target], error.get("SecretId", ""), error.get("SecretId", "")):
                 code = error.get("ErrorCode", "UnknownError")
                 outcomes[target] = failure_for(code, error.get("Message", ""), target, "BatchGetSecretValue")
     for target in targets:
@@ -224,15 +226,15 @@ def _parameters(
     targets = [t for t in call.targets if isinstance(t, ParameterTarget)]
     # Parameter Store answers a reference to a Secrets Manager secret only when asked to decrypt.
     decrypt = decrypt or any(t.is_secret_reference for t in targets)
-    client = clients.ssm(call.region, call.role_arn)
-    response = client.get_parameters(Names=[t.request_name for t in targets], WithDecryption=decrypt)
+    names = [t.request_name_in(call.region) for t in targets]
+    response = clients.ssm(call.region, call.role_arn).get_parameters(Names=names, WithDecryption=decrypt)
     outcomes: dict[Target, T | Failure] = {}
     for parameter in response.get("Parameters", []):
-        target = answered_parameter(targets, str(parameter.get("Name", "")))
+        target = answered_parameter(targets, str(parameter.get("Name", "")), call.region)
         if target is not None:
             outcomes[target] = answer(target, parameter)
     for name in response.get("InvalidParameters", []):
-        target = answered_parameter(targets, name)
+        target = answered_parameter(targets, name, call.region)
         if target is not None:
             outcomes[target] = failure_for("ParameterNotFound", "", target, "GetParameters")
     for target in targets:
@@ -241,11 +243,14 @@ def _parameters(
     return outcomes
 
 
-def answered_parameter(targets: Sequence[ParameterTarget], name: str) -> ParameterTarget | None:
+def answered_parameter(
+    targets: Sequence[ParameterTarget], name: str, region: str | None = None
+) -> ParameterTarget | None:
     """The request an answer's ``Name`` (or an ``InvalidParameters`` entry) belongs to, whether it comes
-    back as a bare name or an ARN, with or without a selector. The planner never puts one parameter name
-    twice in a call (``/a:1`` and ``/a:2``, or ``/a`` and an ARN of ``/a``), so the bare name identifies it."""
-    exact = next((t for t in targets if name == t.request_name), None)
+    back as a bare name or an ARN, with or without a selector, from a call in ``region`` (default: each
+    target's own). The planner never puts one parameter name twice in a call (``/a:1`` and ``/a:2``, or
+    ``/a`` and an ARN of ``/a``), so the bare name identifies it."""
+    exact = next((t for t in targets if name == t.request_name_in(region or t.region)), None)
     if exact is not None:
         return exact
     bare = bare_parameter_name(name)
@@ -352,7 +357,8 @@ def check(clients: ClientFactory, call: Call, _max_bytes: int = 0) -> dict[Targe
 
 def _describe_secret(clients: ClientFactory, call: Call) -> dict[Target, CheckOutcome]:
     targets = [t for t in call.targets if isinstance(t, SecretTarget)]
-    described = clients.secretsmanager(call.region, call.role_arn).describe_secret(SecretId=targets[0].secret_id)
+    client = clients.secretsmanager(call.region, call.role_arn)
+    described = client.describe_secret(SecretId=targets[0].secret_id_in(call.region))
     stages = described.get("VersionIdsToStages", {})
     outcomes: dict[Target, CheckOutcome] = {}
     for target in targets:

@@ -39,8 +39,9 @@ def classify(exc: BaseException) -> ErrorClass:
     if isinstance(exc, bce.ClientError):
         code = str(exc.response.get("Error", {}).get("Code", "Unknown"))
         return classify_code(code, exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
-    transient = isinstance(exc, bce.HTTPClientError | bce.ConnectionError | bce.CredentialRetrievalError)
-    return ErrorClass(type(exc).__name__, transient)
+    credentials = isinstance(exc, bce.CredentialRetrievalError)
+    transient = credentials or isinstance(exc, bce.HTTPClientError | bce.ConnectionError)
+    return ErrorClass(type(exc).__name__, transient, credentials=credentials)
 
 
 def network_detail(exc: BaseException, service: str, region: str) -> str:

@@ -160,7 +160,7 @@ def _check(settings: Settings, *, as_json: bool) -> int:
     plan: dict[str, Any] = {
         "outputDir": settings.output_dir,
         "calls": [
-            {"service": c.service, "region": c.region, "operation": c.operation,
+            {"service": c.service, "region": c.region, "failoverRegion": c.failover_region, "operation": c.operation,
              "targets": [t.describe() for t in c.targets]}
             for c in calls
         ],
@@ -174,7 +174,9 @@ def _check(settings: Settings, *, as_json: bool) -> int:
     print(f"configuration is valid: {len(settings.entries)} entries, {len(calls)} API call(s), "
           f"output directory {settings.output_dir}")
     for call in plan["calls"]:
-        print(f"  call  {call['service']} {call['operation']} in {call['region']}: {', '.join(call['targets'])}")
+        failover = f" (failover {call['failoverRegion']})" if call["failoverRegion"] else ""
+        print(f"  call  {call['service']} {call['operation']} in {call['region']}{failover}: "
+              f"{', '.join(call['targets'])}")
     for file in plan["files"]:
         optional = " (optional)" if file["optional"] else ""
         selected = f"  jmesPath {file['jmesPath']}" if "jmesPath" in file else ""

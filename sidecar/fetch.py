@@ -12,17 +12,17 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, TypeVar
 
 from sidecar import aws, aws_errors
 from sidecar.credentials import resolve_credentials
 from sidecar.deadline import Deadline, Sleep
 from sidecar.errors import FetchError
-from sidecar.outcomes import CheckOutcome, Failure, Outcome
+from sidecar.outcomes import CheckOutcome, Failure, Fetched, Outcome
 from sidecar.plan import Call, follow_ups
 from sidecar.references import Target
-from sidecar.retry_policy import ErrorClass, FallBack
+from sidecar.retry_policy import ErrorClass, FailOver, FallBack, primary_seconds
 from sidecar.retrying import Stopped, retry_call
 from sidecar.stopping import POLL_SECONDS, Stop
 
@@ -41,13 +41,15 @@ class Stats:
     api_calls: int = 0
     retries: int = 0
     throttled: int = 0  # attempts answered with a throttling error, whether retried, fallen back or given up
+    failovers: int = 0  # calls made again in their failover region
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def count(self, *, api_calls: int = 0, retries: int = 0, throttled: int = 0) -> None:
+    def count(self, *, api_calls: int = 0, retries: int = 0, throttled: int = 0, failovers: int = 0) -> None:
         with self._lock:
             self.api_calls += api_calls
             self.retries += retries
             self.throttled += throttled
+            self.failovers += failovers
 
 
 class Fetcher:
@@ -67,15 +69,21 @@ class Fetcher:
         self._batch_denied_lock = threading.Lock()
         self.stats = Stats()
 
-    def retrying(self, what: Callable[[], T], *, describe: dict[str, object], batch: bool = False) -> T | Stopped:
-        """``what()`` retried as the policy decides, each retry counted and logged."""
+    def retrying(
+        self, what: Callable[[], T], *, describe: dict[str, object], batch: bool = False, can_fail_over: bool = False,
+    ) -> T | Stopped:
+        """``what()`` retried as the policy decides, each retry counted and logged. A call that can fail over
+        is held to its own region's share of the time left (``retry_policy.primary_seconds``)."""
 
         def on_retry(error: ErrorClass, attempt: int, sleep_s: float) -> None:
             self.stats.count(retries=1)
             self._log.warning("retry", **describe, attempt=attempt, error=error.code, sleep_s=round(sleep_s, 3))
 
-        return retry_call(what, batch=batch, deadline=self._deadline, sleep=self._sleep, rng=self._rng,
-                          on_retry=on_retry)
+        deadline = self._deadline
+        if can_fail_over:
+            deadline = Deadline(primary_seconds(deadline.remaining()), deadline.clock)
+        return retry_call(what, batch=batch, deadline=deadline, sleep=self._sleep, rng=self._rng,
+                          on_retry=on_retry, can_fail_over=can_fail_over)
 
     def resolve_credentials(self) -> None:
         """Resolve credentials once, before any thread needs them (``sidecar.credentials``)."""
@@ -137,6 +145,8 @@ class Fetcher:
         describe: dict[str, object] = {
             "service": call.service, "region": call.region, "operation": call.operation, "ids": len(call.targets),
         }
+        if call.failed_over_from is not None:
+            describe["failover_from"] = call.failed_over_from
         attempt = 0
         clock = self._deadline.clock
 
@@ -158,12 +168,21 @@ class Fetcher:
             return result
 
         batch = call.operation == "BatchGetSecretValue"
-        results = self.retrying(attempt_once, describe=describe, batch=batch)
+        failover = call.failover_region is not None
+        results = self.retrying(attempt_once, describe=describe, batch=batch, can_fail_over=failover)
         if not isinstance(results, Stopped):
             more = follow_ups(call, results)
             retried = {t for c in more for t in c.targets}
-            return {t: o for t, o in results.items() if t not in retried}, more
+            return {t: _served(o, call) for t, o in results.items() if t not in retried}, more
         decision, code = results.decision, results.error_class.code
+        if isinstance(decision, FailOver):
+            self.stats.count(failovers=1)
+            self._log.warning(
+                "failover", targets=[t.describe() for t in call.targets], operation=call.operation,
+                region=call.region, error=code, attempts=results.attempts, failover_region=call.failover_region,
+                reason=f"{call.region} kept failing with {code}; reading the same from {call.failover_region}",
+            )
+            return {}, follow_ups(call, decision)
         if isinstance(decision, FallBack):
             if decision.why == "denied":
                 self._warn_batch_denied(call.region)
@@ -174,9 +193,9 @@ class Fetcher:
         if decision.why != "permanent":
             reason = f"{call.operation} kept failing with {code} after {results.attempts} attempt(s)"
             where = aws_errors.network_detail(results.error, call.service, call.region)
-            return {t: Failure(code, f"{reason} for {t.describe()}{where}") for t in call.targets}, ()
+            return {t: _served(Failure(code, f"{reason} for {t.describe()}{where}"), call) for t in call.targets}, ()
         message = aws_errors.aws_message(results.error)
-        return {t: aws_errors.failure_for(code, message, t, call.operation) for t in call.targets}, ()
+        return {t: _served(aws_errors.failure_for(code, message, t, call.operation), call) for t in call.targets}, ()
 
     def _warn_batch_denied(self, region: str) -> None:
         """Once per region, however many of its batches are denied, in whichever threads."""
@@ -190,6 +209,18 @@ class Fetcher:
             reason="the task role lacks secretsmanager:BatchGetSecretValue; using GetSecretValue per secret "
             "(grant it, or set SIDECAR_SM_BATCH=never to silence this)",
         )
+
+
+def _served(outcome: R, call: Call) -> R:
+    """An outcome as the region of ``call`` gave it: a value records the region that served it. A failure
+    in a failover region says so, and a secret that region does not have is not proof that the secret is
+    gone (its own region could not be asked), so not even an optional entry is skipped for it."""
+    if isinstance(outcome, Fetched):
+        return replace(outcome, region=call.region)
+    if isinstance(outcome, Failure) and call.failed_over_from is not None:
+        note = f" in the failover region {call.region} ({call.failed_over_from} was unavailable)"
+        return replace(outcome, reason=outcome.reason + note, not_found=False)
+    return outcome
 
 
 def _ms(seconds: float) -> float:

@@ -15,6 +15,7 @@ class Fetched:
     value: SecretBytes
     version: str | None = None  # Secrets Manager VersionId, SSM Version, S3 VersionId, where AWS says
     token: str | None = None  # what changes when the value changes: the version, or an S3 ETag
+    region: str | None = None  # the region that served it: its own, or its failover region
 
     @property
     def change_token(self) -> str | None:

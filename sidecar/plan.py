@@ -8,7 +8,7 @@ from typing import Final, Literal
 
 from sidecar.outcomes import Failure, TreePage
 from sidecar.references import ObjectTarget, ParameterPathTarget, ParameterTarget, SecretTarget, Target
-from sidecar.retry_policy import TRANSIENT_CODES, FallBack
+from sidecar.retry_policy import TRANSIENT_CODES, FailOver, FallBack
 
 MAX_GET_PARAMETERS_NAMES: Final = 10  # SSM GetParameters accepts 1-10 names
 MAX_BATCH_SECRET_IDS: Final = 20  # Secrets Manager BatchGetSecretValue accepts up to 20 ids
@@ -25,7 +25,10 @@ SmBatch = Literal["auto", "always", "never"]  # Secrets Manager batching: see us
 class Call:
     """One API call: which client (service, region, and the role whose credentials sign it: None for the
     task's own), which operation, and the targets it answers. A page of a parameter tree after the first
-    carries the pages before it (``page``, with the next page's token)."""
+    carries the pages before it (``page``, with the next page's token).
+
+    ``failover_region``: where the same call is made when ``region`` is unavailable (every target of the call
+    has that failover region). ``failed_over_from``: on that second call, the region that was unavailable."""
 
     service: str
     region: str
@@ -33,6 +36,8 @@ class Call:
     targets: tuple[Target, ...]
     role_arn: str | None = None
     page: TreePage | None = None
+    failover_region: str | None = None
+    failed_over_from: str | None = None
 
 
 def use_batch(current_secrets_in_region: int, sm_batch: SmBatch, concurrency: int) -> bool:
@@ -56,17 +61,21 @@ def make_plan(targets: Iterable[Target], sm_batch: SmBatch = "auto", concurrency
     fetches, each answered with what its role may read)."""
     unique = sorted(set(targets), key=lambda t: (t.service, repr(t)))
     calls: list[Call] = []
-    by_client: dict[tuple[str, str, str], list[Target]] = {}
+    # A call fails over as a whole, so the targets of one call share their failover region too.
+    by_client: dict[tuple[str, str, str, str], list[Target]] = {}
     for target in unique:
-        by_client.setdefault((target.service, target.region, target.role_arn or ""), []).append(target)
+        key = (target.service, target.region, target.role_arn or "", target.failover_region or "")
+        by_client.setdefault(key, []).append(target)
 
-    for (service, region, role), group in sorted(by_client.items()):
-        role_arn = role or None
+    for (service, region, role, fallback), group in sorted(by_client.items()):
+        role_arn, failover = role or None, fallback or None
         if service == ParameterTarget.service:
             trees = [t for t in group if isinstance(t, ParameterPathTarget)]
             names = [t for t in group if not isinstance(t, ParameterPathTarget)]
-            calls += [Call(service, region, "GetParameters", chunk, role_arn) for chunk in _parameter_chunks(names)]
-            calls += [Call(service, region, "GetParametersByPath", (tree,), role_arn) for tree in trees]
+            calls += [Call(service, region, "GetParameters", chunk, role_arn, failover_region=failover)
+                      for chunk in _parameter_chunks(names)]
+            calls += [Call(service, region, "GetParametersByPath", (tree,), role_arn, failover_region=failover)
+                      for tree in trees]
         elif service == ObjectTarget.service:
             calls += [Call(service, region, "GetObject", (target,), role_arn) for target in group]
         else:
@@ -74,20 +83,29 @@ def make_plan(targets: Iterable[Target], sm_batch: SmBatch = "auto", concurrency
             pinned = [t for t in group if t not in current]
             if use_batch(len(current), sm_batch, concurrency):
                 batches = _chunks(current, MAX_BATCH_SECRET_IDS)
-                calls += [Call(service, region, "BatchGetSecretValue", chunk, role_arn) for chunk in batches]
+                calls += [Call(service, region, "BatchGetSecretValue", chunk, role_arn, failover_region=failover)
+                          for chunk in batches]
             else:
                 pinned = current + pinned
-            calls += [Call(service, region, "GetSecretValue", (target,), role_arn) for target in pinned]
+            calls += [Call(service, region, "GetSecretValue", (target,), role_arn, failover_region=failover)
+                      for target in pinned]
     return tuple(calls)
 
 
-def follow_ups(call: Call, answer: FallBack | Mapping[Target, object]) -> tuple[Call, ...]:
-    """The calls that finish a failed or partly answered ``BatchGetSecretValue``, one ``GetSecretValue`` each:
-    for every secret of the batch when the policy made the whole batch fall back (denied or throttled), else
-    for each secret whose item in ``Errors[]`` has a transient code (that call then gets retries of its own).
-    A ``GetParametersByPath`` page that came with a ``NextToken`` is followed by the call for the next page,
-    which carries the pages so far: each page is a call of its own, counted and retried like any other.
-    Any other call needs none."""
+def follow_ups(call: Call, answer: FallBack | FailOver | Mapping[Target, object]) -> tuple[Call, ...]:
+    """The calls that finish a failed or partly answered call.
+
+    When the policy made a call fail over: the same call in its failover region, which does not fail over
+    again; a parameter tree starts again at its first page there (a page token is one region's). For a
+    ``BatchGetSecretValue``, one ``GetSecretValue`` each: for every secret of the batch when the policy made
+    the whole batch fall back (denied or throttled), else for each secret whose item in ``Errors[]`` has a
+    transient code (that call then gets retries, and a failover, of its own). A ``GetParametersByPath`` page
+    that came with a ``NextToken`` is followed by the call for the next page, which carries the pages so far:
+    each page is a call of its own, counted and retried like any other. Any other call needs none."""
+    if isinstance(answer, FailOver):
+        assert call.failover_region is not None  # noqa: S101 - the policy fails over only calls that can
+        return (replace(call, region=call.failover_region, failover_region=None, failed_over_from=call.region,
+                        page=None),)
     if call.operation == "GetParametersByPath" and not isinstance(answer, FallBack):
         return tuple(replace(call, page=page) for page in answer.values() if isinstance(page, TreePage))
     if call.operation != "BatchGetSecretValue":
@@ -102,8 +120,8 @@ def follow_ups(call: Call, answer: FallBack | Mapping[Target, object]) -> tuple[
 
 
 def _singles(call: Call, targets: Iterable[Target]) -> tuple[Call, ...]:
-    """One ``GetSecretValue`` for each of ``targets``, with the batch's client."""
-    return tuple(Call(call.service, call.region, "GetSecretValue", (target,), call.role_arn) for target in targets)
+    """One ``GetSecretValue`` for each of ``targets``, with the batch's client and failover region."""
+    return tuple(replace(call, operation="GetSecretValue", targets=(target,)) for target in targets)
 
 
 def _parameter_chunks(parameters: Sequence[Target]) -> list[tuple[Target, ...]]:
@@ -153,23 +171,25 @@ def make_check_plan(targets: Iterable[Target]) -> tuple[Call, ...]:
     GetParametersByPath, without decryption, for each parameter tree (names and versions)."""
     mutable = sorted({t for t in targets if not is_immutable(t)}, key=lambda t: (t.service, repr(t)))
     calls: list[Call] = []
-    secrets: dict[tuple[str, str, str], list[Target]] = {}
-    parameters: dict[tuple[str, str], list[Target]] = {}
+    secrets: dict[tuple[str, str, str, str], list[Target]] = {}
+    parameters: dict[tuple[str, str, str], list[Target]] = {}
     for target in mutable:
         role = target.role_arn or ""
         if isinstance(target, SecretTarget):
-            secrets.setdefault((target.region, role, target.secret_id), []).append(target)
+            secrets.setdefault((target.region, role, target.failover_region or "", target.secret_id), []).append(target)
         elif isinstance(target, ParameterTarget):
-            parameters.setdefault((target.region, role), []).append(target)
+            parameters.setdefault((target.region, role, target.failover_region or ""), []).append(target)
         elif isinstance(target, ParameterPathTarget):
-            calls.append(Call(target.service, target.region, "GetParametersByPath", (target,), target.role_arn))
+            calls.append(Call(target.service, target.region, "GetParametersByPath", (target,), target.role_arn,
+                              failover_region=target.failover_region))
         else:
             calls.append(Call(target.service, target.region, "HeadObject", (target,), target.role_arn))
-    for (region, role, _), group in sorted(secrets.items()):
-        calls.append(Call(SecretTarget.service, region, "DescribeSecret", tuple(group), role or None))
-    for (region, role), group in sorted(parameters.items()):
+    for (region, role, failover, _), group in sorted(secrets.items()):
+        calls.append(Call(SecretTarget.service, region, "DescribeSecret", tuple(group), role or None,
+                          failover_region=failover or None))
+    for (region, role, failover), group in sorted(parameters.items()):
         calls += [
-            Call(ParameterTarget.service, region, "GetParameters", chunk, role or None)
+            Call(ParameterTarget.service, region, "GetParameters", chunk, role or None, failover_region=failover or None)
             for chunk in _parameter_chunks(group)
         ]
     return tuple(calls)

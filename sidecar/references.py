@@ -7,7 +7,7 @@ so that every entry naming the same secret version shares one fetch.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Final
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -52,6 +52,7 @@ class SecretTarget:
     version_stage: str | None = None
     version_id: str | None = None
     role_arn: str | None = None  # read with this role's credentials (``sidecar.assumed_role``); None: the task's
+    failover_region: str | None = None  # where the same secret is read when ``region`` is unavailable
 
     service = "secretsmanager"
 
@@ -63,6 +64,11 @@ class SecretTarget:
         pin = f" (version {self.version_id})" if self.version_id else ""
         pin = f" (stage {self.version_stage})" if self.version_stage else pin
         return f"secret {self.secret_id}{pin}"
+
+    def secret_id_in(self, region: str) -> str:
+        """The id that names this secret in ``region``: a replica's ARN is the primary's with the region
+        swapped (the 6-character suffix is the same); a name is the same in every region."""
+        return in_region(self.secret_id, region)
 
 
 @dataclass(frozen=True)
@@ -78,6 +84,7 @@ class ParameterTarget:
     account: str | None = None
     partition: str = "aws"
     role_arn: str | None = None
+    failover_region: str | None = None  # where a copy of the same name is read when ``region`` is unavailable
 
     service = "ssm"
 
@@ -89,9 +96,13 @@ class ParameterTarget:
     @property
     def request_name(self) -> str:
         """What GetParameters is sent: the ARN when the reference was one, else the name."""
+        return self.request_name_in(self.region)
+
+    def request_name_in(self, region: str) -> str:
+        """What GetParameters in ``region`` is sent: the same name, or the ARN with that region."""
         if self.account is None:
             return self.name
-        return f"arn:{self.partition}:ssm:{self.region}:{self.account}:parameter/{self.name.removeprefix('/')}"
+        return f"arn:{self.partition}:ssm:{region}:{self.account}:parameter/{self.name.removeprefix('/')}"
 
     @property
     def is_secret_reference(self) -> bool:
@@ -113,6 +124,7 @@ class ObjectTarget:
     key: str
     version_id: str | None = None
     role_arn: str | None = None
+    failover_region: str | None = None  # always None: an object lives in one bucket, in one region
 
     service = "s3"
 
@@ -133,6 +145,7 @@ class ParameterPathTarget:
     path: str
     recursive: bool = True
     role_arn: str | None = None
+    failover_region: str | None = None  # where copies under the same path are read when ``region`` is unavailable
 
     service = "ssm"
 
@@ -170,12 +183,28 @@ def bare_parameter_name(name_or_arn: str) -> str:
     return name[1:] if name.startswith("/") and "/" not in name[1:] else name
 
 
+def in_region(arn_or_name: str, region: str) -> str:
+    """An ARN with its region replaced by ``region``; anything else unchanged."""
+    match = _ARN.match(arn_or_name)
+    if match is None:
+        return arn_or_name
+    _, rest = match["rest"].split(":", 1)
+    return f"arn:{match['partition']}:{match['service']}:{region}:{rest}"
+
+
 @dataclass(frozen=True)
 class Reference:
     """A parsed ``valueFrom``: what to fetch, and (Secrets Manager only) which JSON key to take."""
 
     target: Target
     json_key: str | None = None
+
+
+def with_failover(reference: Reference, failover_region: str | None) -> Reference:
+    """``reference`` read from ``failover_region`` when its own region is unavailable."""
+    if failover_region is None:
+        return reference
+    return Reference(replace(reference.target, failover_region=failover_region), reference.json_key)
 
 
 def parse_value_from(value_from: str, default_region: str | None) -> Reference:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,6 +27,7 @@ class Rendered:
     files: tuple[OutputFile, ...]
     manifest: bytes  # value-free: names, sources, versions, sizes
     skipped: tuple[tuple[str, str], ...]  # optional entries not found: (name, reason)
+    regions: Mapping[str, str] = field(default_factory=dict)  # file path -> the region(s) that served its entry
 
 
 def render(
@@ -41,6 +42,7 @@ def render(
     skipped: list[tuple[str, str]] = []
     records: list[dict[str, object]] = []
     env_lines: list[bytes] = []
+    regions: dict[str, str] = {}
     failures = _failures(settings.entries, outcomes)
     if failures:
         first = failures[0]
@@ -60,6 +62,8 @@ def render(
             for path, label, content in _values(entry, outcomes, settings.max_bytes)
         ]
         files += entry_files
+        served = ",".join(sorted({o.region for o in fetched if isinstance(o, Fetched) and o.region}))
+        regions.update((f.path, served) for f in entry_files if served)
         if settings.env_file:
             env_lines += [_env_line(entry, f) for f in entry_files]
         records.append(_record(entry, outcomes, entry_files))
@@ -78,7 +82,8 @@ def render(
         "skipped": [name for name, _ in skipped],
         "envFile": settings.env_file,
     }
-    return Rendered(tuple(files), json.dumps(manifest, indent=2, sort_keys=True).encode() + b"\n", tuple(skipped))
+    return Rendered(tuple(files), json.dumps(manifest, indent=2, sort_keys=True).encode() + b"\n", tuple(skipped),
+                    regions)
 
 
 def _failures(entries: Sequence[Entry], outcomes: Mapping[Any, Outcome]) -> list[str]:
@@ -236,8 +241,10 @@ def _record(entry: Entry, outcomes: Mapping[Any, Outcome], files: list[OutputFil
     def source(value_from: str, reference: Reference) -> dict[str, object]:
         fetched = outcomes[reference.target]
         version = fetched.version if isinstance(fetched, Fetched) else None
+        served = fetched.region if isinstance(fetched, Fetched) else None
         target = reference.target
-        return {"service": target.service, "region": target.region, "valueFrom": value_from, "versionId": version}
+        return {"service": target.service, "region": target.region, "failoverRegion": target.failover_region,
+                "servedBy": served or target.region, "valueFrom": value_from, "versionId": version}
 
     records = [{"path": f.path, "bytes": len(f.content), "mode": f"{f.mode:04o}", "uid": f.uid, "gid": f.gid}
                for f in files]

@@ -20,6 +20,9 @@ MAX_THROTTLED_ATTEMPTS: Final = 40  # throttling clears as a fleet's burst passe
 BACKOFF_MULTIPLIER_SECONDS: Final = 0.2
 BACKOFF_MAX_SECONDS: Final = 4.0
 MIN_ATTEMPT_SECONDS: Final = 0.5  # do not start an attempt that could not finish before the deadline
+# A call that can fail over spends at most this share of the time left when it starts in its own region, so
+# that the failover region has the rest.
+PRIMARY_SHARE: Final = 0.5
 
 THROTTLING_CODES: Final = frozenset({
     "Throttling", "ThrottlingException", "ThrottledException", "RequestThrottledException",
@@ -46,6 +49,14 @@ class ErrorClass:
     transient: bool  # a later attempt may succeed
     throttled: bool = False
     denied: bool = False
+    credentials: bool = False  # the task's credentials could not be had: no region would answer otherwise
+
+    @property
+    def regional(self) -> bool:
+        """The region did not answer, or answered that it could not serve now (5xx, throttling): another
+        region may. Never a denial, a missing secret, a decryption failure or any other client error: the
+        other region would hide a mistake that must be seen."""
+        return self.transient and not self.credentials
 
 
 def classify_code(code: str, http_status: int = 0) -> ErrorClass:
@@ -72,31 +83,51 @@ class FallBack:
     why: Literal["denied", "throttled"]
 
 
-Decision = Retry | GiveUp | FallBack
+@dataclass(frozen=True)
+class FailOver:
+    """Make the same call in the failover region (``sidecar.plan.follow_ups``): the call's own region kept
+    failing with a regional error until its attempts or its share of the deadline ran out."""
+
+    why: Literal["attempts", "deadline"]
+
+
+Decision = Retry | GiveUp | FallBack | FailOver
 
 
 def attempt_limit(error: ErrorClass) -> int:
     return MAX_THROTTLED_ATTEMPTS if error.throttled else MAX_ATTEMPTS
 
 
-def decide(error: ErrorClass, *, attempt: int, batch: bool, seconds_left: float, backoff_seconds: float) -> Decision:
-    """After ``attempt`` (1-based) failed with ``error``: retry after ``backoff_seconds``, give up, or (for a
-    ``BatchGetSecretValue``) fall back to single calls.
+def primary_seconds(seconds_left: float) -> float:
+    """How much of ``seconds_left`` a call that can fail over may spend in its own region."""
+    return seconds_left * PRIMARY_SHARE
+
+
+def decide(
+    error: ErrorClass, *, attempt: int, batch: bool, seconds_left: float, backoff_seconds: float,
+    can_fail_over: bool = False,
+) -> Decision:
+    """After ``attempt`` (1-based) failed with ``error``: retry after ``backoff_seconds``, give up, fail over
+    (when the call has a failover region: ``seconds_left`` is then what is left of its own region's share),
+    or (for a ``BatchGetSecretValue``) fall back to single calls.
 
     A denied batch falls back because ``secretsmanager:GetSecretValue`` may be granted without the batch
     permission. A throttled batch is not retried as a batch: its ~100/s quota is the scarce one at a fleet's
     start-up, while GetSecretValue's is 100 times larger. Throttling elsewhere gets more attempts than other
-    transient errors: at start-up it is the quota being shared out, not a fault, and it passes."""
+    transient errors: at start-up it is the quota being shared out, not a fault, and it passes. A regional
+    error fails over only once the call's own region has had its attempts or its share of the time: a flapping
+    region that answers within its retries serves the value itself."""
     if batch and error.denied:
         return FallBack("denied")
     if batch and error.throttled:
         return FallBack("throttled")
     if not error.transient:
         return GiveUp("permanent")
+    fail_over = can_fail_over and error.regional
     if attempt >= attempt_limit(error):
-        return GiveUp("attempts")
+        return FailOver("attempts") if fail_over else GiveUp("attempts")
     if seconds_left - backoff_seconds < MIN_ATTEMPT_SECONDS:
-        return GiveUp("deadline")
+        return FailOver("deadline") if fail_over else GiveUp("deadline")
     return Retry(backoff_seconds)
 
 

@@ -17,7 +17,7 @@ from tenacity.stop import stop_base
 
 from sidecar import aws_errors
 from sidecar.deadline import Deadline, Sleep
-from sidecar.retry_policy import Decision, ErrorClass, FallBack, GiveUp, Retry, decide, full_jitter
+from sidecar.retry_policy import Decision, ErrorClass, FailOver, FallBack, GiveUp, Retry, decide, full_jitter
 
 T = TypeVar("T")
 OnRetry = Callable[[ErrorClass, int, float], None]  # (error, the attempt that failed, seconds until the next)
@@ -27,7 +27,7 @@ OnRetry = Callable[[ErrorClass, int, float], None]  # (error, the attempt that f
 class Stopped:
     """No result: the decision that ended the attempts, the last attempt's error, and how many were made."""
 
-    decision: GiveUp | FallBack
+    decision: GiveUp | FallBack | FailOver
     error: BaseException
     error_class: ErrorClass
     attempts: int
@@ -36,9 +36,10 @@ class Stopped:
 class _PolicyStop(stop_base):
     """tenacity's stop condition for one call: stop unless the policy says retry; keeps what it decided."""
 
-    def __init__(self, *, batch: bool, deadline: Deadline) -> None:
+    def __init__(self, *, batch: bool, deadline: Deadline, can_fail_over: bool) -> None:
         self._batch = batch
         self._deadline = deadline
+        self._can_fail_over = can_fail_over
         self.decision: Decision | None = None
         self.error_class: ErrorClass | None = None
 
@@ -47,20 +48,22 @@ class _PolicyStop(stop_base):
         self.decision = decide(
             self.error_class, attempt=retry_state.attempt_number, batch=self._batch,
             seconds_left=self._deadline.remaining(), backoff_seconds=retry_state.upcoming_sleep,
+            can_fail_over=self._can_fail_over,
         )
         return not isinstance(self.decision, Retry)
 
 
 def retry_call(
     what: Callable[[], T], *, batch: bool, deadline: Deadline, sleep: Sleep, rng: random.Random,
-    on_retry: OnRetry,
+    on_retry: OnRetry, can_fail_over: bool = False,
 ) -> T | Stopped:
     """``what()``'s result, or ``Stopped``. Only AWS and botocore errors are considered for a retry: any
-    other exception is a bug and propagates at once."""
-    stop = _PolicyStop(batch=batch, deadline=deadline)
+    other exception is a bug and propagates at once. A call that ``can_fail_over`` is given ``deadline``:
+    its own region's share of the time."""
+    stop = _PolicyStop(batch=batch, deadline=deadline, can_fail_over=can_fail_over)
 
     def stopped(state: RetryCallState) -> Stopped:
-        assert isinstance(stop.decision, GiveUp | FallBack) and stop.error_class is not None  # noqa: S101
+        assert isinstance(stop.decision, GiveUp | FallBack | FailOver) and stop.error_class is not None  # noqa: S101
         return Stopped(stop.decision, _error(state), stop.error_class, state.attempt_number)
 
     def before_sleep(state: RetryCallState) -> None:

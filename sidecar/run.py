@@ -24,6 +24,7 @@ from sidecar.references import Target
 from sidecar.render import render
 from sidecar.secret import SecretBytes
 from sidecar.settings.model import Settings
+from sidecar.settings.options import FAILOVER_REGION
 from sidecar.stopping import Stop
 
 if TYPE_CHECKING:  # imported lazily at run time: start-up cost
@@ -48,16 +49,21 @@ def check_regions(settings: Settings, session: Session | None = None) -> None:
     from sidecar.aws import known_regions
 
     regions = known_regions(session)
+    failover = settings.failover_region
+    if failover is not None and failover not in regions:  # checked even when no secret would use it
+        close = closest_region(failover, regions)
+        hint = f"; did you mean {close}?" if close else ""
+        raise ConfigError(f"{FAILOVER_REGION.env}: {failover!r} is not a known AWS region{hint}")
     for entry in settings.entries:
         for reference in entry.references:
-            region = reference.target.region
-            if region not in regions:
-                close = closest_region(region, regions)
-                hint = f"; did you mean {close}?" if close else ""
-                raise ConfigError(
-                    f"{entry.name!r}: region {region!r} is not a known AWS region "
-                    f"({reference.target.describe()}){hint}"
-                )
+            target = reference.target
+            for role, region in (("region", target.region), ("failover region", target.failover_region)):
+                if region is not None and region not in regions:
+                    close = closest_region(region, regions)
+                    hint = f"; did you mean {close}?" if close else ""
+                    raise ConfigError(
+                        f"{entry.name!r}: {role} {region!r} is not a known AWS region ({target.describe()}){hint}"
+                    )
 
 
 _LOOK_ALIKES = str.maketrans({"l": "1", "I": "1", "O": "0", "o": "0"})
@@ -134,7 +140,8 @@ class Job:
         )
         for file in rendered.files:
             owner = f"{file.uid}:{file.gid}"
-            self.log.info("file", name=file.shown, bytes=len(file.content), mode=f"{file.mode:04o}", owner=owner)
+            self.log.info("file", name=file.shown, bytes=len(file.content), mode=f"{file.mode:04o}", owner=owner,
+                          region=rendered.regions.get(file.path))
         for name in committed.removed:
             self.log.info("file_removed", name=name, reason="no longer configured")
         for name in committed.kept:
@@ -185,6 +192,7 @@ def run(settings: Settings, log: FilteringBoundLogger, started: float, stop: Sto
         files=published.files,
         api_calls=fetcher.stats.api_calls,
         retries=fetcher.stats.retries,
+        failovers=fetcher.stats.failovers,
         duration_ms=round((time.monotonic() - started) * 1000, 1),
     )
     return job

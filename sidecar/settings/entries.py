@@ -9,28 +9,37 @@ from typing import Final
 
 from sidecar.errors import ConfigError
 from sidecar.names import is_utf8, name_problem
-from sidecar.references import Reference, parse_parameter_path, parse_value_from
+from sidecar.references import (
+    ObjectTarget,
+    Reference,
+    SecretTarget,
+    parse_parameter_path,
+    parse_value_from,
+    with_failover,
+)
 from sidecar.selection import Selection, SelectionSyntax, compile_selection
 from sidecar.settings.model import Entry
 from sidecar.settings.options import SHORTHAND_PREFIX
-from sidecar.settings.parsers import parse_id, parse_mode, suggest
+from sidecar.settings.parsers import parse_id, parse_mode, parse_region, suggest
 from sidecar.settings.texts import FileTexts, Unreadable
 from sidecar.template import parse_template
 
 ENTRY_KEYS: Final = ("name", "valueFrom", "mode", "uid", "gid", "optional", "expand", "template", "templateFile",
-                     "inputs", "jmesPath", "parametersByPath", "recursive")
-TEMPLATE_KEYS: Final = ("name", "template", "templateFile", "inputs", "mode", "uid", "gid")
-TREE_KEYS: Final = ("name", "parametersByPath", "recursive", "mode", "uid", "gid", "optional")
+                     "inputs", "jmesPath", "parametersByPath", "recursive", "failoverRegion")
+TEMPLATE_KEYS: Final = ("name", "template", "templateFile", "inputs", "mode", "uid", "gid", "failoverRegion")
+TREE_KEYS: Final = ("name", "parametersByPath", "recursive", "mode", "uid", "gid", "optional", "failoverRegion")
 
 
 @dataclass(frozen=True)
 class EntryDefaults:
-    """What an entry gets when it does not say: the global mode and owner, and the region of references."""
+    """What an entry gets when it does not say: the global mode and owner, the region of references, and the
+    failover region of Secrets Manager references."""
 
     mode: int
     uid: int
     gid: int
     region: str | None
+    failover_region: str | None = None
 
 
 def parse_entry(source: str, index: int, raw: object, defaults: EntryDefaults, files: FileTexts) -> Entry:
@@ -57,7 +66,7 @@ def parse_entry(source: str, index: int, raw: object, defaults: EntryDefaults, f
         raise ConfigError(f"{where}: valueFrom must be a string")
     optional, expand = (_flag(where, raw, key) for key in ("optional", "expand"))
     mode, uid, gid = _ownership(where, raw, defaults)
-    reference = _reference(where, value_from, defaults)
+    reference = _failover(where, _reference(where, value_from, defaults), raw, defaults)
     selection = _selection(where, raw["jmesPath"], reference) if "jmesPath" in raw else None
     return Entry(_checked_name(where, name), value_from, reference, mode, uid, gid, optional, expand,
                  selection=selection)
@@ -66,7 +75,7 @@ def parse_entry(source: str, index: int, raw: object, defaults: EntryDefaults, f
 def shorthand_entry(var: str, value_from: str, defaults: EntryDefaults) -> Entry:
     """``SIDECAR_SECRET_<NAME>=<valueFrom>``: one entry with the global mode and owner."""
     name = _checked_name(var, var[len(SHORTHAND_PREFIX) :])
-    reference = _reference(var, value_from, defaults)
+    reference = _failover(var, _reference(var, value_from, defaults), {}, defaults)
     return Entry(name, value_from, reference, defaults.mode, defaults.uid, defaults.gid)
 
 
@@ -98,6 +107,25 @@ def _checked_name(where: str, name: object) -> str:
         raise ConfigError(f"{where}: the name {name!r} {problem}")
     assert isinstance(name, str)  # noqa: S101 - name_problem checked the type
     return name
+
+
+def _failover(where: str, reference: Reference, raw: Mapping[str, object], defaults: EntryDefaults) -> Reference:
+    """The reference with its failover region: the entry's ``failoverRegion``, else (Secrets Manager only) the
+    global one. An S3 object lives in one bucket, so it has none; a region cannot stand in for itself."""
+    target = reference.target
+    if "failoverRegion" in raw:
+        region = parse_region(f"{where}: failoverRegion", raw["failoverRegion"])
+        if isinstance(target, ObjectTarget):
+            raise ConfigError(f"{where}: failoverRegion does not apply to {target.describe()}: an S3 object lives "
+                              "in one bucket, in one region (replicate the bucket and name the copy instead)")
+    elif isinstance(target, SecretTarget) and defaults.failover_region is not None:
+        region = defaults.failover_region
+    else:
+        return reference
+    if region == target.region:
+        raise ConfigError(f"{where}: the failover region {region} is the region of {target.describe()} itself; "
+                          "it must be another region")
+    return with_failover(reference, region)
 
 
 def _reference(where: str, value_from: str, defaults: EntryDefaults) -> Reference:
@@ -147,7 +175,8 @@ def _tree_entry(where: str, raw: Mapping[str, object], defaults: EntryDefaults) 
         raise ConfigError(f"{where}: {exc.message}") from None
     assert isinstance(path, str)  # noqa: S101 - parse_parameter_path checked the type
     mode, uid, gid = _ownership(where, raw, defaults)
-    return Entry(name, path, Reference(target), mode, uid, gid, _flag(where, raw, "optional"))
+    reference = _failover(where, Reference(target), raw, defaults)
+    return Entry(name, path, reference, mode, uid, gid, _flag(where, raw, "optional"))
 
 
 def _template_entry(where: str, raw: Mapping[str, object], defaults: EntryDefaults, files: FileTexts) -> Entry:
@@ -175,9 +204,10 @@ def _template_entry(where: str, raw: Mapping[str, object], defaults: EntryDefaul
         if not isinstance(value_from, str):
             raise ConfigError(f"{where}: input {input_name!r} must be a valueFrom string")
         try:
-            parsed.append((input_name, value_from, parse_value_from(value_from, defaults.region)))
+            reference = parse_value_from(value_from, defaults.region)
         except ConfigError as exc:
             raise ConfigError(f"{where}: input {input_name!r}: {exc.message}") from None
+        parsed.append((input_name, value_from, _failover(f"{where}: input {input_name!r}", reference, raw, defaults)))
     undeclared = sorted(template.inputs - set(inputs))
     if undeclared:
         raise ConfigError(f"{where}: the template uses {undeclared[0]!r}, which is not in inputs")

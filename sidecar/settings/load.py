@@ -24,6 +24,7 @@ from sidecar.settings.options import (
     CONFIG_FILE,
     ENV_FILE,
     ENV_PREFIX,
+    FAILOVER_REGION,
     FILE_KEYS,
     FILE_MODE,
     GID,
@@ -87,6 +88,7 @@ def settings_from(
     log_level, log_format = sources.value(LOG_LEVEL), sources.value(LOG_FORMAT)
     max_bytes, env_file = sources.value(MAX_BYTES), sources.value(ENV_FILE)
     sm_batch, concurrency, region = sources.value(SM_BATCH), sources.value(CONCURRENCY), sources.value(REGION)
+    failover_region = sources.value(FAILOVER_REGION)
     refresh_interval, health_max_age = sources.value(REFRESH_INTERVAL), sources.value(HEALTH_MAX_AGE)
     notify_signal, notify_process = sources.value(NOTIFY_SIGNAL), sources.value(NOTIFY_PROCESS)
     notify_command = sources.value(NOTIFY_COMMAND)
@@ -95,7 +97,7 @@ def settings_from(
     uid = process_uid if uid is None else uid
     gid = process_gid if gid is None else gid
     region = region or environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or None
-    entries = _entries(sources, EntryDefaults(file_mode, uid, gid, region), files)
+    entries = _entries(sources, EntryDefaults(file_mode, uid, gid, region, failover_region), files)
     entry_set.check_names(entries, env_file)
     warnings = entry_set.world_readable_warnings(entries)
     warnings += entry_set.check_env_file_access(entries, env_file, Access(file_mode, uid, gid))
@@ -119,6 +121,7 @@ def settings_from(
         sm_batch=sm_batch,
         concurrency=concurrency,
         region=region,
+        failover_region=failover_region,
         refresh_interval=refresh_interval,
         health_max_age=health_max_age,
         notify_signal=notify_signal,

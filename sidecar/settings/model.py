@@ -80,6 +80,7 @@ class Settings:
     sm_batch: SmBatch = "auto"
     concurrency: int = DEFAULT_CONCURRENCY
     region: str | None = None
+    failover_region: str | None = None  # SIDECAR_FAILOVER_REGION: for Secrets Manager references
     refresh_interval: float | None = None  # None: run once and exit
     health_max_age: float | None = None
     notify_signal: int | None = None

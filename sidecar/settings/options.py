@@ -110,6 +110,9 @@ CONCURRENCY: Final = Option(
 REGION: Final = Option[str | None](
     "region", "SIDECAR_REGION", "--region", p.parse_region, None,
     "`AWS_REGION`, then `AWS_DEFAULT_REGION`", "region for references without one (default AWS_REGION)")
+FAILOVER_REGION: Final = Option[str | None](
+    "failoverRegion", "SIDECAR_FAILOVER_REGION", "--failover-region", p.parse_region, None,
+    "none", "read Secrets Manager secrets from this region when their own is unavailable")
 REFRESH_INTERVAL: Final = Option[float | None](
     "refreshInterval", "SIDECAR_REFRESH_INTERVAL", "--refresh-interval", p.parse_seconds, None,
     "none (run once)", "keep running and check for new versions every N seconds (default: run once)")
@@ -135,8 +138,8 @@ METRICS_NAMESPACE: Final = Option(
 # In the order they are read: with several mistakes, the first of this order is reported.
 OPTIONS: Final[tuple[Option[object], ...]] = (
     OUTPUT_DIR, FILE_MODE, UID, GID, TIMEOUT, LOG_LEVEL, LOG_FORMAT, MAX_BYTES, ENV_FILE, SM_BATCH, CONCURRENCY,
-    REGION, REFRESH_INTERVAL, HEALTH_MAX_AGE, NOTIFY_SIGNAL, NOTIFY_PROCESS, NOTIFY_COMMAND, METRICS,
-    METRICS_NAMESPACE,
+    REGION, FAILOVER_REGION, REFRESH_INTERVAL, HEALTH_MAX_AGE, NOTIFY_SIGNAL, NOTIFY_PROCESS, NOTIFY_COMMAND,
+    METRICS, METRICS_NAMESPACE,
 )  # fmt: skip
 REFRESH_ONLY: Final[tuple[Option[object], ...]] = (HEALTH_MAX_AGE, NOTIFY_SIGNAL, NOTIFY_PROCESS, NOTIFY_COMMAND)
 

@@ -5,8 +5,11 @@ moto unchanged unless a rule matches, and then answers with an AWS-shaped error,
 resets the TCP connection.
 
 Rules match an operation: for JSON protocols the ``X-Amz-Target`` header (``secretsmanager.GetSecretValue``,
-``AmazonSSM.GetParameters``); for S3 the HTTP method and a path prefix (``GET /bucket/key``). A rule applies
-``count`` times, or always when ``count`` is None; the first matching rule with applications left wins.
+``AmazonSSM.GetParameters``); for S3 the HTTP method and a path prefix (``GET /bucket/key``). A rule may also
+match one region only (``only_in``): the region a request is for is the one in its SigV4 credential scope
+(``Authorization: ... Credential=KEY/DATE/REGION/SERVICE/aws4_request``), so one moto server, which serves
+every region, stands behind a region that is down and one that is not. A rule applies ``count`` times, or
+always when ``count`` is None; the first matching rule with applications left wins.
 
 A rule with a ``probability`` applies to a matching request only when a draw says so; otherwise the next rule
 is tried. Draws come from the proxy's ``seed`` and the request itself (operation, path, body, and how many
@@ -55,6 +58,7 @@ _HOP_BY_HOP: Final = frozenset({
     "transfer-encoding", "upgrade", "content-length",
 })
 _ACCESS_KEY = re.compile(r"Credential=([^/,\s]+)/")
+_SCOPE_REGION = re.compile(r"Credential=[^/,\s]+/\d{8}/([^/,\s]+)/")
 
 
 @dataclass
@@ -99,10 +103,13 @@ class Rule:
     probability: float | None = None  # apply to this share of matching requests (seeded draw); None: all
     quota: TokenBucket | None = None  # apply only to requests past the bucket's rate and burst
     request_contains: bytes | None = None  # apply only to requests whose body holds these bytes
+    region: str | None = None  # only requests signed for this region; None: every region
     hits: int = 0
 
-    def matches(self, operation: str | None, method: str, path: str) -> bool:
+    def matches(self, operation: str | None, method: str, path: str, region: str | None = None) -> bool:
         if self.count is not None and self.hits >= self.count:
+            return False
+        if self.region is not None and self.region != region:
             return False
         if self.operation is not None and self.operation != operation:
             return False
@@ -189,6 +196,12 @@ def quota(operation: str, rate: float, burst: int) -> Rule:
     return rule
 
 
+def only_in(region: str, rule: Rule) -> Rule:
+    """``rule`` applied only to requests signed for ``region``."""
+    rule.region = region
+    return rule
+
+
 def share(rules: Sequence[Rule], probability: float) -> list[Rule]:
     """Spread ``probability`` evenly over ``rules`` tried in order: rule i gets the conditional probability
     that makes each of them apply to ``probability / len(rules)`` of the matching requests."""
@@ -215,6 +228,7 @@ class Seen:
     path: str
     action: str  # "forwarded", "rewritten", "status 400", "stalled", "latency 0.5", "reset", "throttled"
     access_key: str | None
+    region: str | None = None  # from the SigV4 credential scope
 
     @property
     def label(self) -> str:
@@ -233,13 +247,14 @@ class _State:
     seed: int = 0
     occurrences: Counter[str] = field(default_factory=Counter)  # how often each identical request came
 
-    def pick(self, operation: str | None, method: str, path: str, body: bytes = b"") -> Rule | None:
+    def pick(self, operation: str | None, method: str, path: str, body: bytes = b"",
+             region: str | None = None) -> Rule | None:
         with self.lock:
             identity = f"{operation}|{method}|{path}|{hashlib.sha256(body).hexdigest()}"
             occurrence = self.occurrences[identity]
             self.occurrences[identity] += 1
             for index, rule in enumerate(self.rules):
-                if not rule.matches(operation, method, path):
+                if not rule.matches(operation, method, path, region):
                     continue
                 if rule.request_contains is not None and rule.request_contains not in body:
                     continue
@@ -276,11 +291,13 @@ class _Handler(BaseHTTPRequestHandler):
         operation = self.headers.get("X-Amz-Target")
         path = self.path.split("?", 1)[0]
         key = _ACCESS_KEY.search(self.headers.get("Authorization", ""))
-        rule = state.pick(operation, self.command, path, body)
+        scope = _SCOPE_REGION.search(self.headers.get("Authorization", ""))
+        region = scope[1] if scope else None
+        rule = state.pick(operation, self.command, path, body, region)
 
         def record(action: str) -> None:
             with state.lock:
-                state.seen.append(Seen(operation, self.command, self.path, action, key[1] if key else None))
+                state.seen.append(Seen(operation, self.command, self.path, action, key[1] if key else None, region))
 
         if rule is not None and rule.reset:
             record("reset")
@@ -389,6 +406,11 @@ class FaultProxy:
         with self._state.lock:
             self._state.rules.append(rule)
         return rule
+
+    def retire(self, rule: Rule) -> None:
+        """Stop applying ``rule`` from now on (a region that comes back)."""
+        with self._state.lock:
+            rule.count = rule.hits
 
     @property
     def seen(self) -> list[Seen]:

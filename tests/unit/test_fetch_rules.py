@@ -35,8 +35,9 @@ def error(code: str, status: int = 400) -> bce.ClientError:
                             "ResponseMetadata": {"HTTPStatusCode": status}}, "Op")
 
 
-def fetched(target: Target) -> Fetched:
-    return Fetched(SecretBytes(b"v-" + repr(target).encode()), "v1")
+def fetched(target: Target, region: str | None = None) -> Fetched:
+    """The value the fake API answers for ``target``, as served by ``region`` (default: the target's own)."""
+    return Fetched(SecretBytes(b"v-" + repr(target).encode()), "v1", region=region or target.region)
 
 
 @dataclass

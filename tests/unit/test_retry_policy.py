@@ -69,7 +69,8 @@ def test_codes_are_classified_by_code_then_status(
     (bce.ConnectionClosedError(endpoint_url="https://x"), ErrorClass("ConnectionClosedError", True)),
     (bce.EndpointConnectionError(endpoint_url="https://x"), ErrorClass("EndpointConnectionError", True)),
     (bce.ReadTimeoutError(endpoint_url="https://x"), ErrorClass("ReadTimeoutError", True)),
-    (bce.CredentialRetrievalError(provider="p", error_msg="e"), ErrorClass("CredentialRetrievalError", True)),
+    (bce.CredentialRetrievalError(provider="p", error_msg="e"),
+     ErrorClass("CredentialRetrievalError", True, credentials=True)),
     (bce.NoCredentialsError(), ErrorClass("NoCredentialsError", False)),
     (bce.ParamValidationError(report="r"), ErrorClass("ParamValidationError", False)),
 ])
