@@ -243,8 +243,12 @@ def _record(entry: Entry, outcomes: Mapping[Any, Outcome], files: list[OutputFil
         version = fetched.version if isinstance(fetched, Fetched) else None
         served = fetched.region if isinstance(fetched, Fetched) else None
         target = reference.target
-        return {"service": target.service, "region": target.region, "failoverRegion": target.failover_region,
-                "servedBy": served or target.region, "valueFrom": value_from, "versionId": version}
+        record: dict[str, object] = {"service": target.service, "region": target.region,
+                                     "servedBy": served or target.region, "valueFrom": value_from,
+                                     "versionId": version}
+        if target.failover_region is not None:
+            record["failoverRegion"] = target.failover_region
+        return record
 
     records = [{"path": f.path, "bytes": len(f.content), "mode": f"{f.mode:04o}", "uid": f.uid, "gid": f.gid}
                for f in files]

@@ -52,6 +52,9 @@ CLAIMS = (
     Claim("a call is given up after {} attempts", (retry_policy.MAX_ATTEMPTS,)),
     Claim("{} attempts sleep longer than the {} s deadline", (retry_policy.MAX_THROTTLED_ATTEMPTS,
                                                                config.DEFAULT_TIMEOUT_SECONDS)),
+    Claim("at most {} of what is left of `SIDECAR_TIMEOUT`", (retry_policy.PRIMARY_SHARE,)),
+    Claim("(at most {} attempts for server errors and network errors, {} for throttling)",
+          (retry_policy.MAX_ATTEMPTS, retry_policy.MAX_THROTTLED_ATTEMPTS)),
     # backoff
     Claim("({} s base, {} s cap)", (retry_policy.BACKOFF_MULTIPLIER_SECONDS, retry_policy.BACKOFF_MAX_SECONDS)),
     Claim("back-off from {} s up to {} s", (retry_policy.BACKOFF_MULTIPLIER_SECONDS, retry_policy.BACKOFF_MAX_SECONDS)),

@@ -417,8 +417,8 @@ def test_manifest_is_value_free_and_describes_the_set(aws: Any, outdir: Path, se
     manifest = json.loads(raw)
     records = {e["name"]: e for e in manifest["entries"]}
     assert set(records) == {"db", "pw", "param"}
-    assert records["pw"]["source"] == {"service": "secretsmanager", "region": REGION, "failoverRegion": None,
-                                       "servedBy": REGION, "valueFrom": f"{created['ARN']}:password::",
+    assert records["pw"]["source"] == {"service": "secretsmanager", "region": REGION, "servedBy": REGION,
+                                       "valueFrom": f"{created['ARN']}:password::",
                                        "versionId": created["VersionId"]}
     assert records["param"]["source"]["versionId"] == "1"
     assert records["pw"]["files"] == [{"path": "pw", "bytes": len("manifest-password"), "mode": "0400",

@@ -227,7 +227,8 @@ def _parliament(policy: dict[str, Any], tmp_path: Path) -> list[dict[str, Any]]:
     return list(json.loads(result.stdout))
 
 
-@pytest.mark.parametrize("name", ["task-role-policy.json", "execution-role-policy.json"])
+@pytest.mark.parametrize("name", ["task-role-policy.json", "task-role-policy-failover.json",
+                                  "execution-role-policy.json"])
 def test_parliament_finds_nothing_in_the_policies(name: str, tmp_path: Path) -> None:
     assert _parliament(_policy(name), tmp_path) == []
 
@@ -256,6 +257,28 @@ def test_the_task_role_policy_grants_exactly_what_the_sidecar_calls() -> None:
             assert statement["Resource"] != "*", action
     via = by_action["kms:Decrypt"]["Condition"]["StringEquals"]["kms:ViaService"]
     assert sorted(service.split(".")[0] for service in via) == ["s3", "secretsmanager", "ssm"]
+
+
+def test_the_failover_policy_grants_each_read_in_both_regions_and_nothing_for_s3() -> None:
+    """Region failover reads the same ARN with the region swapped: every regional grant of the task role's
+    policy has its twin in the failover region; S3 objects never fail over, so the example adds none."""
+    base = {s["Action"]: s for s in _policy("task-role-policy.json")["Statement"]}
+    failover = {s["Action"]: s for s in _policy("task-role-policy-failover.json")["Statement"]}
+    assert set(failover) == set(base) - {"s3:GetObject"}
+    assert failover["secretsmanager:BatchGetSecretValue"]["Resource"] == "*"
+    for action, statement in failover.items():
+        if action == "secretsmanager:BatchGetSecretValue":
+            continue
+        primary = base[action]["Resource"]
+        resources = statement["Resource"]
+        assert primary in resources, action
+        assert len(resources) == 2 and {r.split(":")[3] for r in resources} == {"eu-west-1", "eu-central-1"}, action
+        if action != "kms:Decrypt":  # a replica may be encrypted with its own region's key
+            assert {r.replace("eu-central-1", "eu-west-1") for r in resources} == {primary}, action
+    via = failover["kms:Decrypt"]["Condition"]["StringEquals"]["kms:ViaService"]
+    assert sorted(via) == sorted(f"{service}.{region}.amazonaws.com" for service in ("secretsmanager", "ssm")
+                                 for region in ("eu-west-1", "eu-central-1"))
+    assert failover["secretsmanager:DescribeSecret"]["Resource"] == failover["secretsmanager:GetSecretValue"]["Resource"]
 
 
 def test_the_trust_policy_lets_only_this_accounts_ecs_tasks_assume_the_role() -> None:

@@ -141,7 +141,7 @@ def test_manifest_is_value_free() -> None:
     assert b"s3cr3t" not in result.manifest
     assert manifest["entries"] == [{
         "name": "a",
-        "source": {"service": "secretsmanager", "region": "eu-west-1", "failoverRegion": None, "servedBy": "eu-west-1",
+        "source": {"service": "secretsmanager", "region": "eu-west-1", "servedBy": "eu-west-1",
                    "valueFrom": f"{ARN}:password::", "versionId": "v7"},
         "files": [{"path": "a", "bytes": 12, "mode": "0400", "uid": 1000, "gid": 1000}],
     }]

@@ -208,7 +208,7 @@ def test_syntax_errors_are_configuration_errors_naming_the_position(expression: 
          "SIDECAR_SECRETS[0] ('v'): jmesPath is not text: it holds a NUL character or is not valid UTF-8"),
         ({"name": "v", "template": "{{ a }}", "inputs": {"a": "/p"}, "jmesPath": "a"},
          "SIDECAR_SECRETS[0]: 'jmesPath' does not apply to a template entry (keys: name, template, templateFile, "
-         "inputs, mode, uid, gid)"),
+         "inputs, mode, uid, gid, failoverRegion)"),
         ({"name": "v", "valueFrom": "/p", "jmespath": "a"},
          "SIDECAR_SECRETS[0]: unknown key 'jmespath' (did you mean jmesPath?)"),
     ],
@@ -236,8 +236,8 @@ def test_the_manifest_records_the_expression_beside_value_from() -> None:
                 settings.entries[1].reference.target: fetched("x")}
     manifest = json.loads(render(settings, outcomes).manifest)
     sources = {e["name"]: e["source"] for e in manifest["entries"]}
-    assert sources["v"] == {"service": "secretsmanager", "region": "eu-west-1", "valueFrom": ARN, "versionId": "v1",
-                            "jmesPath": "db.primary.password"}
+    assert sources["v"] == {"service": "secretsmanager", "region": "eu-west-1", "servedBy": "eu-west-1",
+                            "valueFrom": ARN, "versionId": "v1", "jmesPath": "db.primary.password"}
     assert "jmesPath" not in sources["w"]
     assert b"pw-primary" not in render(settings, outcomes).manifest
 
