@@ -189,7 +189,8 @@ def make_check_plan(targets: Iterable[Target]) -> tuple[Call, ...]:
                           failover_region=failover or None))
     for (region, role, failover), group in sorted(parameters.items()):
         calls += [
-            Call(ParameterTarget.service, region, "GetParameters", chunk, role or None, failover_region=failover or None)
+            Call(ParameterTarget.service, region, "GetParameters", chunk, role or None,
+                 failover_region=failover or None)
             for chunk in _parameter_chunks(group)
         ]
     return tuple(calls)

@@ -278,7 +278,8 @@ def test_the_failover_policy_grants_each_read_in_both_regions_and_nothing_for_s3
     via = failover["kms:Decrypt"]["Condition"]["StringEquals"]["kms:ViaService"]
     assert sorted(via) == sorted(f"{service}.{region}.amazonaws.com" for service in ("secretsmanager", "ssm")
                                  for region in ("eu-west-1", "eu-central-1"))
-    assert failover["secretsmanager:DescribeSecret"]["Resource"] == failover["secretsmanager:GetSecretValue"]["Resource"]
+    describe, read = failover["secretsmanager:DescribeSecret"], failover["secretsmanager:GetSecretValue"]
+    assert describe["Resource"] == read["Resource"]
 
 
 def test_the_trust_policy_lets_only_this_accounts_ecs_tasks_assume_the_role() -> None:
