@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from sidecar import aws, bodylimit, names, notify, plan, references, refresh, retry_policy
+from sidecar import aws, bodylimit, metrics, names, notify, plan, references, refresh, retry_policy, task_metadata
 from sidecar.lint import start_timeout
 from sidecar.settings import model as config
 from sidecar.settings.options import OPTIONS
@@ -95,6 +95,11 @@ CLAIMS = (
     Claim("at most {} s (one week)", (config.MAX_SECONDS,)),
     Claim("larger is exit 3 (at most {})", (config.MAX_MAX_BYTES,)),
     Claim("`SIDECAR_MAX_BYTES` at most {} (1 GiB)", (config.MAX_MAX_BYTES,)),
+    # metrics
+    Claim("waited for at most {} s and never past", (task_metadata.TIMEOUT_SECONDS,)),
+    Claim("that is the {} metrics of the family set plus {} per outcome that occurred: {} for",
+          (len(metrics.METRICS), len(metrics.METRICS), 2 * len(metrics.METRICS))),
+    Claim("1-{} ASCII letters, digits, spaces", (metrics.MAX_NAMESPACE_CHARS,)),
     Claim("values-per-call x ({} x SIDECAR_MAX_BYTES + {} KiB) + {} KiB",
           (bodylimit.JSON_ESCAPE_FACTOR, bodylimit.ITEM_OVERHEAD_BYTES / 1024,
            bodylimit.RESPONSE_OVERHEAD_BYTES / 1024)),
