@@ -72,6 +72,7 @@ def failure_for(code: str, message: str, target: Target, operation: str) -> Fail
     """A plain-English, value-free explanation of an AWS error code for one target."""
     said = f" (AWS: {message[:MAX_AWS_MESSAGE_CHARS]})" if message else ""
     what = target.describe()
+    who = f"the role {target.role_arn}" if target.role_arn else "the task role"
     if code in NOT_FOUND_CODES:
         return Failure(code, f"{what} was not found ({code}){said}", not_found=True)
     if code in ACCESS_DENIED_CODES:
@@ -82,7 +83,7 @@ def failure_for(code: str, message: str, target: Target, operation: str) -> Fail
         if isinstance(target, ParameterPathTarget):
             # Authorized against the path itself, not against the parameters it returns (botocore's model).
             what += f" (the resource is the path: arn:aws:ssm:{target.region}:ACCOUNT:parameter{target.path})"
-        return Failure(code, f"access denied ({code}): the task role lacks {permission}{kms} on {what}{said}")
+        return Failure(code, f"access denied ({code}): {who} lacks {permission}{kms} on {what}{said}")
     if code in ("DecryptionFailure", "KMSAccessDeniedException", "KMSDisabledException", "KMSInvalidStateException"):
-        return Failure(code, f"KMS could not decrypt {what} ({code}): the task role needs kms:Decrypt on its key{said}")
+        return Failure(code, f"KMS could not decrypt {what} ({code}): {who} needs kms:Decrypt on its key{said}")
     return Failure(code, f"{operation} failed for {what} with {code}{said}")

@@ -161,7 +161,7 @@ def _check(settings: Settings, *, as_json: bool) -> int:
         "outputDir": settings.output_dir,
         "calls": [
             {"service": c.service, "region": c.region, "failoverRegion": c.failover_region, "operation": c.operation,
-             "targets": [t.describe() for t in c.targets]}
+             "targets": [t.describe() for t in c.targets], **({"roleArn": c.role_arn} if c.role_arn else {})}
             for c in calls
         ],
         "files": [_planned_file(e) for e in settings.entries],
@@ -175,13 +175,15 @@ def _check(settings: Settings, *, as_json: bool) -> int:
           f"output directory {settings.output_dir}")
     for call in plan["calls"]:
         failover = f" (failover {call['failoverRegion']})" if call["failoverRegion"] else ""
-        print(f"  call  {call['service']} {call['operation']} in {call['region']}{failover}: "
+        role = f" as {call['roleArn']}" if "roleArn" in call else ""
+        print(f"  call  {call['service']} {call['operation']} in {call['region']}{failover}{role}: "
               f"{', '.join(call['targets'])}")
     for file in plan["files"]:
         optional = " (optional)" if file["optional"] else ""
         selected = f"  jmesPath {file['jmesPath']}" if "jmesPath" in file else ""
+        role = f"  as {file['roleArn']}" if "roleArn" in file else ""
         print(f"  file  {file['name']}  mode {file['mode']}  owner {file['owner']}{optional}  <- {file['valueFrom']}"
-              f"{selected}")
+              f"{selected}{role}")
     if settings.env_file:
         print(f"  file  {settings.env_file}  (env file)  mode {settings.file_mode:04o}  "
               f"owner {settings.uid}:{settings.gid}")
@@ -194,6 +196,8 @@ def _planned_file(entry: Entry) -> dict[str, Any]:
     """How ``check`` shows one entry: its file (or directory) and where its value comes from."""
     planned: dict[str, Any] = {"name": entry.name, "mode": f"{entry.mode:04o}", "owner": f"{entry.uid}:{entry.gid}",
                                "optional": entry.optional}
+    if entry.role_arn is not None:
+        planned["roleArn"] = entry.role_arn
     if entry.tree is not None:
         depth = "recursive" if entry.tree.recursive else "first level only"
         return {**planned, "name": f"{entry.name}/<each parameter>", "parametersByPath": entry.tree.path,

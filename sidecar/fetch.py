@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, TypeVar
 
 from sidecar import aws, aws_errors
-from sidecar.credentials import resolve_credentials
+from sidecar.credentials import AssumedRole, resolve_credentials
 from sidecar.deadline import Deadline, Sleep
 from sidecar.errors import FetchError
 from sidecar.outcomes import CheckOutcome, Failure, Fetched, Outcome
@@ -65,7 +65,7 @@ class Fetcher:
         self._max_bytes = max_bytes
         self._sleep = sleep
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
-        self._batch_denied: set[str] = set()  # regions where BatchGetSecretValue was denied
+        self._batch_denied: set[tuple[str, str | None]] = set()  # (region, role) where the batch was denied
         self._batch_denied_lock = threading.Lock()
         self.stats = Stats()
 
@@ -92,6 +92,19 @@ class Fetcher:
             attempts=lambda get: self.retrying(get, describe={"event_for": "credentials"}), stop=self._stop,
         )
 
+    def resolve_roles(self, calls: Iterable[Call]) -> None:
+        """Resolve each role's credentials for the regions it is used in, before any thread needs them: the
+        first use calls sts:AssumeRole, a later one only when botocore would renew them (``sidecar.assumed_role``)."""
+        for role_arn, region in sorted({(c.role_arn, c.region) for c in calls if c.role_arn is not None}):
+            credentials = self._clients.role_credentials(role_arn, region)
+            describe: dict[str, object] = {"event_for": "assume_role", "role_arn": role_arn, "region": region}
+
+            def attempts(get: Callable[[], object], describe: dict[str, object] = describe) -> object:
+                return self.retrying(get, describe=describe)
+
+            resolve_credentials(credentials.get_frozen_credentials, deadline=self._deadline, attempts=attempts,
+                                stop=self._stop, role=AssumedRole(role_arn, region))
+
     # -- calls -----------------------------------------------------------------------------------------------
 
     def fetch(self, calls: tuple[Call, ...]) -> dict[Target, Outcome]:
@@ -106,6 +119,7 @@ class Fetcher:
         """Run every call with ``perform``; a call may hand back follow-up calls (batch fallbacks), run in
         the same pool."""
         self._clients_for(calls)
+        self.resolve_roles(calls)
         outcomes: dict[Target, R | Failure] = {}
         pool = ThreadPoolExecutor(max_workers=self._concurrency, thread_name_prefix="fetch")
         answered = False
@@ -139,7 +153,7 @@ class Fetcher:
 
     def _clients_for(self, calls: Iterable[Call]) -> None:
         for call in calls:  # botocore client creation is not thread-safe: the main thread creates them all
-            self._clients.client(call.service, call.region)
+            self._clients.client(call.service, call.region, call.role_arn)
 
     def _run_call(self, call: Call, perform: Perform[R]) -> tuple[dict[Target, R | Failure], tuple[Call, ...]]:
         describe: dict[str, object] = {
@@ -147,6 +161,8 @@ class Fetcher:
         }
         if call.failed_over_from is not None:
             describe["failover_from"] = call.failed_over_from
+        if call.role_arn is not None:
+            describe["role_arn"] = call.role_arn
         attempt = 0
         clock = self._deadline.clock
 
@@ -185,7 +201,7 @@ class Fetcher:
             return {}, follow_ups(call, decision)
         if isinstance(decision, FallBack):
             if decision.why == "denied":
-                self._warn_batch_denied(call.region)
+                self._warn_batch_denied(call.region, call.role_arn)
             else:
                 self._log.info("batch_throttled", region=call.region, ids=len(call.targets),
                                reason="using GetSecretValue per secret for this batch")
@@ -197,16 +213,17 @@ class Fetcher:
         message = aws_errors.aws_message(results.error)
         return {t: _served(aws_errors.failure_for(code, message, t, call.operation), call) for t in call.targets}, ()
 
-    def _warn_batch_denied(self, region: str) -> None:
-        """Once per region, however many of its batches are denied, in whichever threads."""
+    def _warn_batch_denied(self, region: str, role_arn: str | None) -> None:
+        """Once per region and role, however many of its batches are denied, in whichever threads."""
         with self._batch_denied_lock:
-            if region in self._batch_denied:
+            if (region, role_arn) in self._batch_denied:
                 return
-            self._batch_denied.add(region)
+            self._batch_denied.add((region, role_arn))
+        who = f"the role {role_arn}" if role_arn else "the task role"
         self._log.warning(
             "batch_denied",
             region=region,
-            reason="the task role lacks secretsmanager:BatchGetSecretValue; using GetSecretValue per secret "
+            reason=f"{who} lacks secretsmanager:BatchGetSecretValue; using GetSecretValue per secret "
             "(grant it, or set SIDECAR_SM_BATCH=never to silence this)",
         )
 

@@ -199,6 +199,10 @@ class Reference:
     target: Target
     json_key: str | None = None
 
+    def read_as(self, role_arn: str | None) -> Reference:
+        """The same reference read with ``role_arn``'s credentials (None: the task's own)."""
+        return replace(self, target=replace(self.target, role_arn=role_arn))
+
 
 def with_failover(reference: Reference, failover_region: str | None) -> Reference:
     """``reference`` read from ``failover_region`` when its own region is unavailable."""

@@ -248,6 +248,8 @@ def _record(entry: Entry, outcomes: Mapping[Any, Outcome], files: list[OutputFil
                                      "versionId": version}
         if target.failover_region is not None:
             record["failoverRegion"] = target.failover_region
+        if target.role_arn is not None:
+            record["roleArn"] = target.role_arn  # not secret: names whose credentials read it
         return record
 
     records = [{"path": f.path, "bytes": len(f.content), "mode": f"{f.mode:04o}", "uid": f.uid, "gid": f.gid}

@@ -29,7 +29,7 @@ exit codes:
   2  configuration error; nothing was fetched
   3  a secret could not be fetched or did not match its reference
      (not found, access denied, KMS decryption failure, json-key missing, too large,
-     retries or deadline exhausted)
+     retries or deadline exhausted, a role that could not be assumed)
   4  the files could not be written (output directory missing or not writable, volume
      full or read-only, owner change not permitted); previous contents are untouched
   130, 143  stopped by SIGINT or SIGTERM before the set was committed; nothing was written

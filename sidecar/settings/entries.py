@@ -20,25 +20,28 @@ from sidecar.references import (
 from sidecar.selection import Selection, SelectionSyntax, compile_selection
 from sidecar.settings.model import Entry
 from sidecar.settings.options import SHORTHAND_PREFIX
-from sidecar.settings.parsers import parse_id, parse_mode, parse_region, suggest
+from sidecar.settings.parsers import parse_id, parse_mode, parse_region, parse_role_arn, suggest
 from sidecar.settings.texts import FileTexts, Unreadable
 from sidecar.template import parse_template
 
 ENTRY_KEYS: Final = ("name", "valueFrom", "mode", "uid", "gid", "optional", "expand", "template", "templateFile",
-                     "inputs", "jmesPath", "parametersByPath", "recursive", "failoverRegion")
-TEMPLATE_KEYS: Final = ("name", "template", "templateFile", "inputs", "mode", "uid", "gid", "failoverRegion")
-TREE_KEYS: Final = ("name", "parametersByPath", "recursive", "mode", "uid", "gid", "optional", "failoverRegion")
+                     "inputs", "jmesPath", "parametersByPath", "recursive", "roleArn", "failoverRegion")
+TEMPLATE_KEYS: Final = ("name", "template", "templateFile", "inputs", "mode", "uid", "gid", "roleArn", "failoverRegion")
+TREE_KEYS: Final = ("name", "parametersByPath", "recursive", "mode", "uid", "gid", "optional", "roleArn",
+                    "failoverRegion")
 
 
 @dataclass(frozen=True)
 class EntryDefaults:
     """What an entry gets when it does not say: the global mode and owner, the region of references, and the
-    failover region of Secrets Manager references."""
+    role they are read with (None: the task's own credentials), and the failover region of Secrets Manager
+    references."""
 
     mode: int
     uid: int
     gid: int
     region: str | None
+    role_arn: str | None = None
     failover_region: str | None = None
 
 
@@ -66,7 +69,7 @@ def parse_entry(source: str, index: int, raw: object, defaults: EntryDefaults, f
         raise ConfigError(f"{where}: valueFrom must be a string")
     optional, expand = (_flag(where, raw, key) for key in ("optional", "expand"))
     mode, uid, gid = _ownership(where, raw, defaults)
-    reference = _failover(where, _reference(where, value_from, defaults), raw, defaults)
+    reference = _failover(where, _reference(where, value_from, defaults, _role(where, raw, defaults)), raw, defaults)
     selection = _selection(where, raw["jmesPath"], reference) if "jmesPath" in raw else None
     return Entry(_checked_name(where, name), value_from, reference, mode, uid, gid, optional, expand,
                  selection=selection)
@@ -75,7 +78,7 @@ def parse_entry(source: str, index: int, raw: object, defaults: EntryDefaults, f
 def shorthand_entry(var: str, value_from: str, defaults: EntryDefaults) -> Entry:
     """``SIDECAR_SECRET_<NAME>=<valueFrom>``: one entry with the global mode and owner."""
     name = _checked_name(var, var[len(SHORTHAND_PREFIX) :])
-    reference = _failover(var, _reference(var, value_from, defaults), {}, defaults)
+    reference = _failover(var, _reference(var, value_from, defaults, defaults.role_arn), {}, defaults)
     return Entry(name, value_from, reference, defaults.mode, defaults.uid, defaults.gid)
 
 
@@ -99,6 +102,11 @@ def _ownership(where: str, raw: Mapping[str, object], defaults: EntryDefaults) -
         parse_id(f"{where}: uid", raw["uid"]) if "uid" in raw else defaults.uid,
         parse_id(f"{where}: gid", raw["gid"]) if "gid" in raw else defaults.gid,
     )
+
+
+def _role(where: str, raw: Mapping[str, object], defaults: EntryDefaults) -> str | None:
+    """The role an entry's references are read with: its own roleArn, else the global one."""
+    return parse_role_arn(f"{where}: roleArn", raw["roleArn"]) if "roleArn" in raw else defaults.role_arn
 
 
 def _checked_name(where: str, name: object) -> str:
@@ -128,9 +136,9 @@ def _failover(where: str, reference: Reference, raw: Mapping[str, object], defau
     return with_failover(reference, region)
 
 
-def _reference(where: str, value_from: str, defaults: EntryDefaults) -> Reference:
+def _reference(where: str, value_from: str, defaults: EntryDefaults, role_arn: str | None) -> Reference:
     try:
-        return parse_value_from(value_from, defaults.region)
+        return parse_value_from(value_from, defaults.region).read_as(role_arn)
     except ConfigError as exc:
         raise ConfigError(f"{where}: {exc.message}") from None
 
@@ -175,7 +183,7 @@ def _tree_entry(where: str, raw: Mapping[str, object], defaults: EntryDefaults) 
         raise ConfigError(f"{where}: {exc.message}") from None
     assert isinstance(path, str)  # noqa: S101 - parse_parameter_path checked the type
     mode, uid, gid = _ownership(where, raw, defaults)
-    reference = _failover(where, Reference(target), raw, defaults)
+    reference = _failover(where, Reference(target).read_as(_role(where, raw, defaults)), raw, defaults)
     return Entry(name, path, reference, mode, uid, gid, _flag(where, raw, "optional"))
 
 
@@ -199,12 +207,13 @@ def _template_entry(where: str, raw: Mapping[str, object], defaults: EntryDefaul
     inputs = raw.get("inputs")
     if not isinstance(inputs, dict) or not inputs:
         raise ConfigError(f"{where}: inputs must be an object mapping input names to valueFrom references")
+    role_arn = _role(where, raw, defaults)  # a template's roleArn reads every one of its inputs
     parsed = []
     for input_name, value_from in sorted(inputs.items()):
         if not isinstance(value_from, str):
             raise ConfigError(f"{where}: input {input_name!r} must be a valueFrom string")
         try:
-            reference = parse_value_from(value_from, defaults.region)
+            reference = parse_value_from(value_from, defaults.region).read_as(role_arn)
         except ConfigError as exc:
             raise ConfigError(f"{where}: input {input_name!r}: {exc.message}") from None
         parsed.append((input_name, value_from, _failover(f"{where}: input {input_name!r}", reference, raw, defaults)))

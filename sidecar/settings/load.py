@@ -42,6 +42,7 @@ from sidecar.settings.options import (
     REFRESH_INTERVAL,
     REFRESH_ONLY,
     REGION,
+    ROLE_ARN,
     SECRETS,
     SHORTHAND_PREFIX,
     SM_BATCH,
@@ -88,6 +89,7 @@ def settings_from(
     log_level, log_format = sources.value(LOG_LEVEL), sources.value(LOG_FORMAT)
     max_bytes, env_file = sources.value(MAX_BYTES), sources.value(ENV_FILE)
     sm_batch, concurrency, region = sources.value(SM_BATCH), sources.value(CONCURRENCY), sources.value(REGION)
+    role_arn = sources.value(ROLE_ARN)
     failover_region = sources.value(FAILOVER_REGION)
     refresh_interval, health_max_age = sources.value(REFRESH_INTERVAL), sources.value(HEALTH_MAX_AGE)
     notify_signal, notify_process = sources.value(NOTIFY_SIGNAL), sources.value(NOTIFY_PROCESS)
@@ -97,7 +99,8 @@ def settings_from(
     uid = process_uid if uid is None else uid
     gid = process_gid if gid is None else gid
     region = region or environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or None
-    entries = _entries(sources, EntryDefaults(file_mode, uid, gid, region, failover_region), files)
+    entries = _entries(sources, EntryDefaults(file_mode, uid, gid, region, role_arn=role_arn,
+                                              failover_region=failover_region), files)
     entry_set.check_names(entries, env_file)
     warnings = entry_set.world_readable_warnings(entries)
     warnings += entry_set.check_env_file_access(entries, env_file, Access(file_mode, uid, gid))
@@ -121,6 +124,7 @@ def settings_from(
         sm_batch=sm_batch,
         concurrency=concurrency,
         region=region,
+        role_arn=role_arn,
         failover_region=failover_region,
         refresh_interval=refresh_interval,
         health_max_age=health_max_age,

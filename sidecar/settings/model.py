@@ -64,6 +64,11 @@ class Entry:
         """Whether the entry's name is a directory of files whose names come from what is fetched."""
         return self.expand or self.tree is not None
 
+    @property
+    def role_arn(self) -> str | None:
+        """The role the entry is read with (one for all of a template's inputs); None: the task's own."""
+        return next((ref.target.role_arn for ref in self.references), None)
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -80,6 +85,7 @@ class Settings:
     sm_batch: SmBatch = "auto"
     concurrency: int = DEFAULT_CONCURRENCY
     region: str | None = None
+    role_arn: str | None = None  # assumed for every entry without a roleArn of its own; None: the task role
     failover_region: str | None = None  # SIDECAR_FAILOVER_REGION: for Secrets Manager references
     refresh_interval: float | None = None  # None: run once and exit
     health_max_age: float | None = None

@@ -110,6 +110,9 @@ CONCURRENCY: Final = Option(
 REGION: Final = Option[str | None](
     "region", "SIDECAR_REGION", "--region", p.parse_region, None,
     "`AWS_REGION`, then `AWS_DEFAULT_REGION`", "region for references without one (default AWS_REGION)")
+ROLE_ARN: Final = Option[str | None](
+    "roleArn", "SIDECAR_ROLE_ARN", "--role-arn", p.parse_role_arn, None,
+    "none (the task role)", "IAM role to assume for every entry without its own roleArn (default: none)")
 FAILOVER_REGION: Final = Option[str | None](
     "failoverRegion", "SIDECAR_FAILOVER_REGION", "--failover-region", p.parse_region, None,
     "none", "read Secrets Manager secrets from this region when their own is unavailable")
@@ -138,8 +141,8 @@ METRICS_NAMESPACE: Final = Option(
 # In the order they are read: with several mistakes, the first of this order is reported.
 OPTIONS: Final[tuple[Option[object], ...]] = (
     OUTPUT_DIR, FILE_MODE, UID, GID, TIMEOUT, LOG_LEVEL, LOG_FORMAT, MAX_BYTES, ENV_FILE, SM_BATCH, CONCURRENCY,
-    REGION, FAILOVER_REGION, REFRESH_INTERVAL, HEALTH_MAX_AGE, NOTIFY_SIGNAL, NOTIFY_PROCESS, NOTIFY_COMMAND,
-    METRICS, METRICS_NAMESPACE,
+    REGION, ROLE_ARN, FAILOVER_REGION, REFRESH_INTERVAL, HEALTH_MAX_AGE, NOTIFY_SIGNAL, NOTIFY_PROCESS,
+    NOTIFY_COMMAND, METRICS, METRICS_NAMESPACE,
 )  # fmt: skip
 REFRESH_ONLY: Final[tuple[Option[object], ...]] = (HEALTH_MAX_AGE, NOTIFY_SIGNAL, NOTIFY_PROCESS, NOTIFY_COMMAND)
 

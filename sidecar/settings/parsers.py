@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 from sidecar.errors import ConfigError
 from sidecar.metrics import namespace_problem
 from sidecar.names import NOT_UTF8, is_utf8, name_problem
+from sidecar.references import parse_role_arn as role_arn_shape
 from sidecar.settings.model import MAX_SECONDS
 
 C = TypeVar("C", bound=str)
@@ -129,6 +130,13 @@ def parse_region(source: str, raw: object) -> str:
     if not isinstance(raw, str) or not raw:
         raise ConfigError(f"{source}: must be a region name such as eu-west-1")
     return raw
+
+
+def parse_role_arn(source: str, raw: object) -> str:
+    try:
+        return role_arn_shape(raw)
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc.message}") from None
 
 
 def parse_signal(source: str, raw: object) -> int:

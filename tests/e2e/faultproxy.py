@@ -5,7 +5,8 @@ moto unchanged unless a rule matches, and then answers with an AWS-shaped error,
 resets the TCP connection.
 
 Rules match an operation: for JSON protocols the ``X-Amz-Target`` header (``secretsmanager.GetSecretValue``,
-``AmazonSSM.GetParameters``); for S3 the HTTP method and a path prefix (``GET /bucket/key``). A rule may also
+``AmazonSSM.GetParameters``); for the Query protocol (STS) the signing service and the form's ``Action``
+(``sts.AssumeRole``); for S3 the HTTP method and a path prefix (``GET /bucket/key``). A rule may also
 match one region only (``only_in``): the region a request is for is the one in its SigV4 credential scope
 (``Authorization: ... Credential=KEY/DATE/REGION/SERVICE/aws4_request``), so one moto server, which serves
 every region, stands behind a region that is down and one that is not. A rule applies ``count`` times, or
@@ -47,7 +48,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Final
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 MAX_BODY_BYTES: Final = 8 * 1024 * 1024
 MAX_STALL_SECONDS: Final = 30.0
@@ -59,6 +60,7 @@ _HOP_BY_HOP: Final = frozenset({
 })
 _ACCESS_KEY = re.compile(r"Credential=([^/,\s]+)/")
 _SCOPE_REGION = re.compile(r"Credential=[^/,\s]+/\d{8}/([^/,\s]+)/")
+_SIGNING_SERVICE = re.compile(r"Credential=[^/,\s]+/\d{8}/[^/]+/([^/]+)/aws4_request")
 
 
 @dataclass
@@ -133,6 +135,16 @@ def s3_error(method: str, path_prefix: str, code: str, message: str, *, status: 
     ).encode()
     return Rule(method=method, path_prefix=path_prefix, status=status, body=body, content_type="application/xml",
                 count=count)
+
+
+def query_error(operation: str, code: str, message: str, *, status: int = 403, count: int | None = None) -> Rule:
+    """An error as the Query protocol (STS) sends it: ``operation`` is ``sts.AssumeRole``."""
+    body = (
+        '<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">'
+        f"<Error><Type>Sender</Type><Code>{code}</Code><Message>{message}</Message></Error>"
+        "<RequestId>faultproxy</RequestId></ErrorResponse>"
+    ).encode()
+    return Rule(operation=operation, status=status, body=body, content_type="text/xml", count=count)
 
 
 def latency(operation: str, seconds: float, *, count: int | None = None) -> Rule:
@@ -269,6 +281,13 @@ class _State:
             return None
 
 
+def _query_operation(authorization: str, body: bytes) -> str | None:
+    """``service.Action`` of a Query-protocol request (a form with ``Action=...``), e.g. ``sts.AssumeRole``."""
+    service = _SIGNING_SERVICE.search(authorization)
+    action = parse_qs(body.decode("utf-8", "replace")).get("Action") if service else None
+    return f"{service[1]}.{action[0]}" if service and action else None
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: _Server
@@ -288,7 +307,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             return
         body = self.rfile.read(length) if length else b""
-        operation = self.headers.get("X-Amz-Target")
+        operation = self.headers.get("X-Amz-Target") or _query_operation(self.headers.get("Authorization", ""), body)
         path = self.path.split("?", 1)[0]
         key = _ACCESS_KEY.search(self.headers.get("Authorization", ""))
         scope = _SCOPE_REGION.search(self.headers.get("Authorization", ""))

@@ -287,3 +287,97 @@ def test_the_trust_policy_lets_only_this_accounts_ecs_tasks_assume_the_role() ->
     assert statement["Principal"] == {"Service": "ecs-tasks.amazonaws.com"}
     assert statement["Action"] == "sts:AssumeRole"
     assert statement["Condition"]["StringEquals"]["aws:SourceAccount"] == "123456789012"
+
+
+# --- another account's secrets ---------------------------------------------------------------------------------
+
+TASK_ROLE = "arn:aws:iam::123456789012:role/my-app-task"
+OWNER = "111122223333"
+SHARED_SECRET = f"arn:aws:secretsmanager:eu-west-1:{OWNER}:secret:shared/db-AbCdEf"
+SHARED_PARAMETER = f"arn:aws:ssm:eu-west-1:{OWNER}:parameter/shared/api-key"
+READER_ROLE = f"arn:aws:iam::{OWNER}:role/secrets-reader"
+CROSS_ACCOUNT_KEY = f"arn:aws:kms:eu-west-1:{OWNER}:key/0987dcba-09fe-87dc-65ba-ab0987654321"
+
+
+def _as_attached(name: str, resource: str) -> dict[str, Any]:
+    """A resource-based policy (a secret's, a key's, a role's trust policy) as parliament can read it.
+    parliament 1.6 reads identity policies only: a resource policy's ``"Resource": "*"`` (which there means the
+    resource the policy is attached to) would be RESOURCE_STAR, and a trust policy has no Resource at all. So
+    each statement is given the ARN of the resource the policy is attached to; parliament then checks its
+    actions, their resource types and condition keys, and its principals."""
+    policy = _policy(name)
+    for statement in policy["Statement"]:
+        assert statement.get("Resource", "*") == "*", (name, statement)
+        statement["Resource"] = resource
+    return policy
+
+
+@pytest.mark.parametrize("name", [
+    "cross-account-task-role-policy.json", "assume-role-task-role-policy.json", "assume-role-reader-policy.json",
+])
+def test_parliament_finds_nothing_in_the_cross_account_identity_policies(name: str, tmp_path: Path) -> None:
+    assert _parliament(_policy(name), tmp_path) == []
+
+
+@pytest.mark.parametrize(("name", "resource"), [
+    ("cross-account-secret-policy.json", SHARED_SECRET),
+    ("assume-role-trust.json", READER_ROLE),
+    ("task-role-trust.json", TASK_ROLE),
+])
+def test_parliament_finds_nothing_in_the_resource_policies_as_attached(
+    name: str, resource: str, tmp_path: Path,
+) -> None:
+    assert _parliament(_as_attached(name, resource), tmp_path) == []
+
+
+def test_parliament_finds_in_the_key_policy_only_actions_that_no_key_policy_can_grant(tmp_path: Path) -> None:
+    """The key policy's first statement is AWS's default one, ``kms:*`` for the owning account: parliament names
+    the actions of ``kms:*`` that act on no key (aliases, custom key stores, CreateKey); a key policy grants
+    only what applies to its key, so those are granted by nothing."""
+    (finding,) = _parliament(_as_attached("cross-account-key-policy.json", CROSS_ACCOUNT_KEY), tmp_path)
+    assert finding["issue"] == "RESOURCE_MISMATCH"
+    assert {m["required_format"] for m in finding["detail"]} <= {"*", "arn:*:kms:*:*:alias/*"}
+    assert "kms:Decrypt" not in {m["action"] for m in finding["detail"]}
+
+
+def test_parliament_would_catch_a_mistyped_condition_key_in_a_trust_policy(tmp_path: Path) -> None:
+    policy = _as_attached("assume-role-trust.json", READER_ROLE)
+    policy["Statement"][0]["Condition"] = {"StringEquals": {"sts:RoleSesionName": "secrets-sidecar"}}
+    assert "UNKNOWN_CONDITION_FOR_ACTION" in {f["issue"] for f in _parliament(policy, tmp_path)}
+
+
+def test_the_cross_account_examples_agree_with_each_other() -> None:
+    """By ARN: the task role names the other account's secret, parameter and key; the secret's resource policy
+    and the key's policy name the task role; the key decrypts only through the services that read them."""
+    by_sid = {s["Sid"]: s for s in _policy("cross-account-task-role-policy.json")["Statement"]}
+    secret, parameter, key = by_sid.values()
+    assert re.fullmatch(secret["Resource"].replace("*", ".*"), SHARED_SECRET)
+    assert parameter["Resource"] == SHARED_PARAMETER
+    assert key["Resource"] == CROSS_ACCOUNT_KEY
+    (reads,) = _policy("cross-account-secret-policy.json")["Statement"]
+    assert (reads["Principal"], reads["Action"]) == ({"AWS": TASK_ROLE}, "secretsmanager:GetSecretValue")
+    administer, decrypt = _policy("cross-account-key-policy.json")["Statement"]
+    assert administer["Principal"] == {"AWS": f"arn:aws:iam::{OWNER}:root"}  # else nobody could manage the key
+    assert (decrypt["Principal"], decrypt["Action"]) == ({"AWS": TASK_ROLE}, "kms:Decrypt")
+    assert decrypt["Condition"] == key["Condition"]
+    share = json.loads((IAM / "cross-account-parameter-share.json").read_text())
+    assert (share["resourceArns"], share["principals"]) == ([SHARED_PARAMETER], ["123456789012"])
+
+
+def test_the_parameter_share_is_valid_ram_create_resource_share_input() -> None:
+    from botocore.session import get_session
+
+    shape = get_session().get_service_model("ram").operation_model("CreateResourceShare").input_shape
+    validate_parameters(json.loads((IAM / "cross-account-parameter-share.json").read_text()), shape)
+
+
+def test_the_assumed_roles_trust_names_the_task_role_and_the_sidecars_session_name() -> None:
+    from sidecar.assumed_role import SESSION_NAME
+
+    (assume,) = _policy("assume-role-task-role-policy.json")["Statement"]
+    assert (assume["Action"], assume["Resource"]) == ("sts:AssumeRole", READER_ROLE)
+    (trust,) = _policy("assume-role-trust.json")["Statement"]
+    assert (trust["Principal"], trust["Action"]) == ({"AWS": TASK_ROLE}, "sts:AssumeRole")
+    assert trust["Condition"] == {"StringEquals": {"sts:RoleSessionName": SESSION_NAME}}
+    reader = {s["Action"]: s["Resource"] for s in _policy("assume-role-reader-policy.json")["Statement"]}
+    assert all(f":{OWNER}:" in resource for resource in reader.values())  # the role reads its own account

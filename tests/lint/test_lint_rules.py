@@ -318,6 +318,35 @@ def test_a_valid_jmes_path_is_no_finding() -> None:
     assert hits(task, "sidecar-config") == []
 
 
+READER = "arn:aws:iam::111111111111:role/reader"
+
+
+def test_a_role_arn_the_sidecar_rejects_is_an_error_wherever_it_is_given() -> None:
+    task = good_task()
+    set_env(task, "secrets-sidecar", "SIDECAR_ROLE_ARN", "arn:aws:iam::111111111111:user/reader")
+    (finding,) = hits(task, "sidecar-config")
+    assert finding.severity == "error"
+    assert "SIDECAR_ROLE_ARN: <value hidden> names an IAM user, not a role" in finding.message
+    task = good_task()
+    entry = {"name": "db_password", "valueFrom": JMES_ARN, "roleArn": "arn:aws:iam::1111:role/reader"}
+    set_env(task, "secrets-sidecar", "SIDECAR_SECRETS", json.dumps([entry]))
+    (finding,) = hits(task, "sidecar-config")
+    assert "SIDECAR_SECRETS[0] ('db_password'): roleArn: <value hidden>: the account <value hidden> is not 12 digits" \
+        in finding.message
+    task = good_task()
+    container(task, "secrets-sidecar")["command"] = ["run", "--role-arn", "reader"]
+    (finding,) = hits(task, "sidecar-config")
+    assert "--role-arn: <value hidden> is not an ARN" in finding.message
+
+
+def test_a_valid_role_arn_is_no_finding() -> None:
+    task = good_task()
+    set_env(task, "secrets-sidecar", "SIDECAR_ROLE_ARN", READER)
+    entry = {"name": "db_password", "valueFrom": JMES_ARN, "roleArn": "arn:aws:iam::222222222222:role/a/b"}
+    set_env(task, "secrets-sidecar", "SIDECAR_SECRETS", json.dumps([entry]))
+    assert hits(task, "sidecar-config") == []
+
+
 # --- sidecar-root, sidecar-writable-root ----------------------------------------------------------------
 
 

@@ -208,7 +208,7 @@ def test_syntax_errors_are_configuration_errors_naming_the_position(expression: 
          "SIDECAR_SECRETS[0] ('v'): jmesPath is not text: it holds a NUL character or is not valid UTF-8"),
         ({"name": "v", "template": "{{ a }}", "inputs": {"a": "/p"}, "jmesPath": "a"},
          "SIDECAR_SECRETS[0]: 'jmesPath' does not apply to a template entry (keys: name, template, templateFile, "
-         "inputs, mode, uid, gid, failoverRegion)"),
+         "inputs, mode, uid, gid, roleArn, failoverRegion)"),
         ({"name": "v", "valueFrom": "/p", "jmespath": "a"},
          "SIDECAR_SECRETS[0]: unknown key 'jmespath' (did you mean jmesPath?)"),
     ],
