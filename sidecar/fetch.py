@@ -97,6 +97,8 @@ class Fetcher:
         first use calls sts:AssumeRole, a later one only when botocore would renew them (``sidecar.assumed_role``)."""
         for role_arn, region in sorted({(c.role_arn, c.region) for c in calls if c.role_arn is not None}):
             credentials = self._clients.role_credentials(role_arn, region)
+            if not credentials.refresh_needed():
+                continue  # more than botocore's advisory window left: no call to STS would be made
             describe: dict[str, object] = {"event_for": "assume_role", "role_arn": role_arn, "region": region}
 
             def attempts(get: Callable[[], object], describe: dict[str, object] = describe) -> object:
@@ -143,6 +145,7 @@ class Fetcher:
                     results, more = future.result()
                     outcomes.update(results)
                     self._clients_for(more)
+                    self.resolve_roles(more)  # a failover region's calls need the role's credentials there
                     pending |= {pool.submit(self._run_call, call, perform) for call in more}
             answered = True
         finally:

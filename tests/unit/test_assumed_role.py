@@ -6,17 +6,27 @@ is injected into the credentials, so an hour passes in microseconds.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+import structlog
 from botocore.exceptions import ClientError
 from botocore.session import Session
 from botocore.stub import Stubber
+from structlog.testing import capture_logs
 
 from sidecar.assumed_role import DURATION_SECONDS, SESSION_NAME, assume_role_credentials, role_session
 from sidecar.aws import ClientFactory
+from sidecar.deadline import Deadline
+from sidecar.errors import FetchError
+from sidecar.fetch import Fetcher
+from sidecar.outcomes import Fetched
+from sidecar.plan import Call
+from sidecar.references import ParameterTarget
+from sidecar.secret import SecretBytes
 
 READER = "arn:aws:iam::111111111111:role/reader"
 T0 = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
@@ -117,3 +127,90 @@ def test_a_roles_clients_are_its_own_and_created_once_per_service_region_and_rol
 def test_assume_role_goes_to_the_sts_endpoint_of_the_clients_region(factory: ClientFactory, region: str) -> None:
     factory.client("ssm", region, READER)
     assert factory.client("sts", region).meta.endpoint_url == f"https://sts.{region}.amazonaws.com"
+
+
+# --- the fetcher resolves a role's credentials before its calls, as the run's policy says ---------------------
+
+
+class Credentials:
+    """Stands in for a role's refreshable credentials: answers as told, records when it is asked."""
+
+    def __init__(self, answers: list[BaseException | None], *, needed: bool = True) -> None:
+        self.answers = answers
+        self.needed = needed
+        self.asked: list[str] = []
+
+    def refresh_needed(self) -> bool:
+        return self.needed
+
+    def get_frozen_credentials(self) -> object:
+        self.asked.append(threading.current_thread().name)
+        answer = self.answers.pop(0)
+        if answer is not None:
+            raise answer
+        self.needed = False
+        return object()
+
+
+class Clients:
+    def __init__(self, credentials: Credentials) -> None:
+        self.credentials = credentials
+        self.created: list[tuple[str, str, str | None]] = []
+
+    def client(self, service: str, region: str, role_arn: str | None = None) -> object:
+        self.created.append((service, region, role_arn))
+        return object()
+
+    def role_credentials(self, role_arn: str, region: str) -> Credentials:
+        assert (role_arn, region) == (READER, "eu-west-1")
+        return self.credentials
+
+
+def _fetch(credentials: Credentials, performed: list[str]) -> tuple[dict[Any, Any], list[dict[str, Any]]]:
+    target = ParameterTarget("eu-west-1", "/p", role_arn=READER)
+
+    def perform(_clients: object, call: Call, _max_bytes: int) -> dict[Any, Any]:
+        performed.append(f"{call.operation} as {call.role_arn} after {len(credentials.asked)} resolution(s)")
+        return {target: Fetched(SecretBytes(b"v"))}
+
+    with capture_logs() as logs:
+        fetcher = Fetcher(Clients(credentials), Deadline(60), structlog.get_logger(),  # type: ignore[arg-type]
+                          concurrency=1, max_bytes=10, sleep=lambda _: None)
+        outcomes = fetcher.run((Call("ssm", "eu-west-1", "GetParameters", (target,), READER),), perform)
+    return outcomes, logs
+
+
+def _denied() -> ClientError:
+    return ClientError({"Error": {"Code": "AccessDenied", "Message": "not authorized to perform: sts:AssumeRole"},
+                        "ResponseMetadata": {"HTTPStatusCode": 403}}, "AssumeRole")
+
+
+def test_a_roles_credentials_are_resolved_off_the_pool_before_its_first_call() -> None:
+    credentials, performed = Credentials([None]), []
+    outcomes, _ = _fetch(credentials, performed)
+    assert performed == [f"GetParameters as {READER} after 1 resolution(s)"]
+    assert credentials.asked == ["credentials"]  # the resolving thread, not a worker of the pool
+    assert len(outcomes) == 1
+
+
+def test_credentials_with_time_left_are_not_resolved_again() -> None:
+    credentials, performed = Credentials([], needed=False), []
+    _fetch(credentials, performed)
+    assert (credentials.asked, len(performed)) == ([], 1)
+
+
+def test_a_throttled_assume_role_is_retried_and_a_refused_one_is_one_fetch_error() -> None:
+    throttled = ClientError({"Error": {"Code": "Throttling", "Message": "Rate exceeded"},
+                             "ResponseMetadata": {"HTTPStatusCode": 400}}, "AssumeRole")
+    credentials, performed = Credentials([throttled, None]), []
+    _, logs = _fetch(credentials, performed)
+    retries = [(e["event_for"], e["role_arn"], e["error"]) for e in logs if e["event"] == "retry"]
+    assert retries == [("assume_role", READER, "Throttling")]
+    assert len(performed) == 1
+    with pytest.raises(FetchError) as caught:
+        _fetch(Credentials([_denied()]), performed)
+    assert caught.value.message == (
+        f"could not assume role {READER}: access denied (AccessDenied): the task role needs sts:AssumeRole on "
+        f"{READER}, and that role's trust policy must allow the task role to assume it "
+        "(AWS: not authorized to perform: sts:AssumeRole)")
+    assert len(performed) == 1  # nothing was called with credentials that could not be had
