@@ -128,17 +128,13 @@ class _RunMetrics:
         for at most until the run's deadline."""
         if namespace is None:
             return None
+        from sidecar.log import line_writer
         from sidecar.metrics import Emitter
         from sidecar.task_metadata import TaskMetadata
 
         metadata = TaskMetadata(self._environ, self._log).start()
         ends = self._started + timeout_seconds
-        return Emitter(namespace, _write_line, task=lambda: metadata.task(wait=ends - time.monotonic()))
-
-
-def _write_line(line: str) -> None:
-    sys.stdout.write(line + "\n")  # one write: no other thread's log line lands inside it
-    sys.stdout.flush()
+        return Emitter(namespace, line_writer(), task=lambda: metadata.task(wait=ends - time.monotonic()))
 
 
 def _healthcheck(settings: Settings) -> int:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import MutableMapping
+from collections.abc import Callable, MutableMapping
 from typing import Any, TextIO
 
 import structlog
@@ -58,3 +58,9 @@ def configure(level: str = "info", fmt: str = "json", stream: TextIO | None = No
     )
     logger: FilteringBoundLogger = structlog.get_logger("secrets-sidecar")  # the wrapper_class above
     return logger
+
+
+def line_writer(stream: TextIO | None = None) -> Callable[[str], None]:
+    """Writes whole lines that are not events (the metrics line) to the log's stream, under the lock structlog
+    takes for each event on that stream: no line lands inside another, whichever threads write."""
+    return structlog.PrintLogger(stream or sys.stdout).msg

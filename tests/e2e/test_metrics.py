@@ -118,6 +118,19 @@ def test_a_successful_run_writes_one_line_with_the_runs_counts(
         assert word not in raw
 
 
+def test_the_line_is_written_whatever_the_log_level(aws: Any, outdir: Path, secret_values: SecretValues) -> None:
+    entries = _seed(aws, secret_values)
+    env = sidecar_env(aws.endpoint, SIDECAR_OUTPUT_DIR=str(outdir), SIDECAR_SECRETS=secrets_json(*entries),
+                      SIDECAR_METRICS="emf", SIDECAR_LOG_LEVEL="error")
+
+    result = run_sidecar(env)
+
+    assert result.code == 0
+    (line,) = metrics_lines(result)
+    assert result.events == [line]  # info lines such as done are filtered out; the metrics line is not
+    assert (line["Outcome"], line["FilesWritten"]) == ("success", 2)
+
+
 def test_a_fetch_failure_writes_the_line_before_failed(aws: Any, outdir: Path, secret_values: SecretValues) -> None:
     entries = _seed(aws, secret_values)
     entries.append({"name": "absent", "valueFrom": "/metrics/not-there"})
@@ -162,6 +175,15 @@ def test_a_configuration_error_is_counted_when_the_environment_asks(moto: str, e
     assert_failed(result, 2)
     line = the_line(result)
     assert (line["Outcome"], line["ExitCode"], line["Failed"], line["ApiCalls"]) == (outcome, "2", 1, 0)
+
+
+def test_a_write_error_is_counted(moto: str, tmp_path: Path) -> None:
+    result = run_sidecar(sidecar_env(moto, SIDECAR_METRICS="emf", SIDECAR_SECRET_x="/metrics/x",
+                                     SIDECAR_OUTPUT_DIR=str(tmp_path / "missing")))
+
+    assert_failed(result, 4)
+    line = the_line(result)
+    assert (line["Outcome"], line["ExitCode"], line["Failed"], line["ApiCalls"]) == ("write_error", "4", 1, 0)
 
 
 def test_a_usage_error_is_counted_too(moto: str) -> None:
