@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Final
 
 from sidecar.outcomes import Failure
-from sidecar.references import ParameterPathTarget, ParameterTarget, Target
+from sidecar.references import ObjectTarget, ParameterPathTarget, ParameterTarget, Target
 from sidecar.retry_policy import ACCESS_DENIED_CODES, NOT_FOUND_CODES, ErrorClass, classify_code
 
 MAX_AWS_MESSAGE_CHARS: Final = 200
@@ -19,6 +19,7 @@ PERMISSION: Final = {
     "HeadObject": "s3:GetObject",
     "GetParametersByPath": "ssm:GetParametersByPath",
 }
+PINNED_OBJECT_PERMISSION: Final = "s3:GetObjectVersion"  # GetObject with a versionId (S3 API reference)
 
 
 def _aws_errors() -> tuple[type[BaseException], ...]:
@@ -70,6 +71,8 @@ def aws_message(exc: BaseException) -> str:
 
 def failure_for(code: str, message: str, target: Target, operation: str) -> Failure:
     """A plain-English, value-free explanation of an AWS error code for one target."""
+    # One line: a body botocore could not parse (an XML or HTML error page) arrives as the message.
+    message = " ".join(message.split())
     said = f" (AWS: {message[:MAX_AWS_MESSAGE_CHARS]})" if message else ""
     what = target.describe()
     who = f"the role {target.role_arn}" if target.role_arn else "the task role"
@@ -78,6 +81,8 @@ def failure_for(code: str, message: str, target: Target, operation: str) -> Fail
     if code in ACCESS_DENIED_CODES:
         kms = " or kms:Decrypt on its KMS key" if "kms" in message.lower() else ""
         permission = PERMISSION[operation]
+        if operation == "GetObject" and isinstance(target, ObjectTarget) and target.version_id:
+            permission = PINNED_OBJECT_PERMISSION
         if isinstance(target, ParameterTarget) and target.is_secret_reference:
             permission += " (and secretsmanager:GetSecretValue on the secret it references)"
         if isinstance(target, ParameterPathTarget):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import sys
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from sidecar.errors import EXIT_CONFIG, EXIT_OK, EXIT_UNEXPECTED, Interrupted, SidecarError
 from sidecar.settings.arguments import (
     COMPOSE_COMMAND,
+    IAM_POLICY_COMMAND,
     LINT_COMMAND,
     UsageError,
     parse_arguments,
@@ -46,15 +48,8 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
                 _RunMetrics(environ, log, started, metrics_namespace({}, environ)).failed(exc)
             log.error("failed", exit_code=EXIT_CONFIG, error="configuration_error", reason=exc.message)
         return EXIT_CONFIG
-    if args.command == LINT_COMMAND:
-        from sidecar.lint.command import lint_command
-
-        return lint_command(args.file, args.format)
-    if args.command == COMPOSE_COMMAND:
-        from sidecar.compose.command import compose_command
-
-        return compose_command(args.file, args.output_dir, moto=args.moto, images=args.image,
-                               unseeded=args.unseeded, region=args.region)
+    if args.command in (LINT_COMMAND, COMPOSE_COMMAND, IAM_POLICY_COMMAND):
+        return _offline_command(args, environ)
     flags = setting_flags(args)
 
     from sidecar import log as logging
@@ -135,6 +130,23 @@ class _RunMetrics:
         metadata = TaskMetadata(self._environ, self._log).start()
         ends = self._started + timeout_seconds
         return Emitter(namespace, line_writer(), task=lambda: metadata.task(wait=ends - time.monotonic()))
+
+
+def _offline_command(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    """The commands that read a file or a configuration and print, without AWS or logging."""
+    if args.command == LINT_COMMAND:
+        from sidecar.lint.command import lint_command
+
+        return lint_command(args.file, args.format)
+    if args.command == COMPOSE_COMMAND:
+        from sidecar.compose.command import compose_command
+
+        return compose_command(args.file, args.output_dir, moto=args.moto, images=args.image,
+                               unseeded=args.unseeded, region=args.region)
+    from sidecar.iam_policy_command import iam_policy_command
+
+    return iam_policy_command(setting_flags(args), environ, task_definition=args.task_definition,
+                              account=args.account, kms_keys=args.kms_keys, as_json=bool(args.json))
 
 
 def _healthcheck(settings: Settings) -> int:

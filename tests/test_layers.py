@@ -26,9 +26,11 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
                "credentials", "retrying", "fetch", "task_metadata")),
     ("settings", ("settings", "config")),
     ("rendering", ("render",)),
+    ("least privilege", ("iam_policy",)),
     ("orchestration", ("run", "refresh")),
     ("linter", ("lint",)),
     ("compose", ("compose",)),
+    ("least privilege command", ("iam_policy_command",)),
     ("command line", ("cli", "__main__")),
 ]
 BOTOCORE_USERS = {

@@ -63,13 +63,19 @@ class _Loaded:
     config_file_flag: bool  # --config-file in the command: a file in the image, not checked
 
 
-def _load(container: Container) -> _Loaded:
+def container_settings(container: Container, region: str | None) -> Settings:
+    """The sidecar's settings as it would parse them at start-up in ``region`` (the task's: ECS sets
+    AWS_REGION), unless its own environment names one. Raises what the sidecar's parser raises."""
+    return _load(container, region).settings
+
+
+def _load(container: Container, region: str | None = PLACEHOLDER_REGION) -> _Loaded:
     """Parse the sidecar's settings offline, with no file read (none is given to the parser: a path names a
     file inside the image, not on this machine). Raises what the sidecar's parser raises."""
     environ = environment(container)
     environ.pop(CONFIG_FILE.env, None)
-    if not any(environ.get(variable) for variable in REGION_VARIABLES):
-        environ["AWS_REGION"] = PLACEHOLDER_REGION
+    if region and not any(environ.get(variable) for variable in REGION_VARIABLES):
+        environ["AWS_REGION"] = region
     uid, gid = sidecar_process_ids(container) or (ROOT_UID, ROOT_UID)
     flags = _flags(sidecar_arguments(container))
     config_file_flag = flags.pop(CONFIG_FILE.key, None) is not None

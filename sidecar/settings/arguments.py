@@ -18,10 +18,12 @@ from sidecar.errors import ConfigError
 from sidecar.settings.options import CONFIG_FILE, OPTIONS, SECRETS, Setting
 from sidecar.settings.parsers import suggest
 
-COMMANDS: Final = ("run", "check", "healthcheck", "lint-task-definition", "compose")
+COMMANDS: Final = ("run", "check", "healthcheck", "lint-task-definition", "compose", "iam-policy")
 SETTINGS_COMMANDS: Final = ("run", "check", "healthcheck")  # the commands that take the sidecar's settings
 LINT_COMMAND: Final = "lint-task-definition"
 COMPOSE_COMMAND: Final = "compose"
+IAM_POLICY_COMMAND: Final = "iam-policy"
+IAM_POLICY_FLAGS: Final = ("--task-definition", "--account", "--kms-key")
 EXIT_CODES: Final = """\
 exit codes:
   0  every required secret was written (check: the configuration is valid)
@@ -43,7 +45,7 @@ COMPOSE_FLAGS: Final = ("--moto", "--image", "--no-seed")  # with --output-dir a
 # Every long flag of every command, for "did you mean": from the table, not from argparse's internals.
 ALL_FLAGS: Final = (
     *(o.flag for o in OPTIONS), SECRETS.flag, CONFIG_FILE.flag, JSON_FLAG, FORMAT_FLAG, "--version", "--help",
-    *COMPOSE_FLAGS,
+    *COMPOSE_FLAGS, *IAM_POLICY_FLAGS,
 )
 
 
@@ -103,6 +105,22 @@ def build_parser() -> argparse.ArgumentParser:
         "healthcheck", parents=[common],
         help="refresh mode: exit 0 while the last good refresh is recent (for the ECS container health check)",
     )
+    iam = commands.add_parser(
+        IAM_POLICY_COMMAND, parents=[common], help="print the task role's least-privilege IAM policy for this "
+        "configuration, or for the sidecar of --task-definition; exit 0 printed, 2 unreadable or incomplete "
+        "(docs/operations.md)",
+    )
+    iam.add_argument("--task-definition", dest="task_definition", metavar="FILE",
+                     help="read the sidecar's settings from this task definition (- reads stdin); of the settings "
+                     "flags, only --region applies: the task's region, unless the container names one")
+    iam.add_argument("--account", metavar="ID", help="the task's account, for parameters named without an ARN "
+                     "(default: the task definition's taskRoleArn)")
+    iam.add_argument("--kms-key", dest="kms_keys", action="append", default=[], metavar="ARN",
+                     help="a customer-managed KMS key behind the values (repeatable; * for any key): adds "
+                     "kms:Decrypt through Secrets Manager, SSM and S3 only")
+    iam.add_argument(JSON_FLAG, action="store_true",
+                     help="print {\"taskRole\": policy, \"roles\": {role ARN: policy}} instead of the task "
+                     "role's policy")
     lint = commands.add_parser(
         LINT_COMMAND, help="check an ECS task definition (JSON file, or - for stdin) that runs the "
         "sidecar; exit 0 clean or warnings only, 1 errors, 2 unreadable (docs/lint-task-definition.md)",
