@@ -28,7 +28,8 @@ EXPANDED_KEY: Final = "example"  # an expanded JSON secret gets one key: its fil
 
 @dataclass(frozen=True, order=True)
 class SeedItem:
-    """One thing to create in moto. ``name``: secret name, parameter name, or bucket; ``key``: S3 key."""
+    """One thing to create in moto. ``name``: secret name, parameter name, or bucket; ``key``: S3 key;
+    ``role_arn``: the role the sidecar reads it with, whose account it is created in ("": moto's default)."""
 
     service: str
     region: str
@@ -36,9 +37,10 @@ class SeedItem:
     key: str = ""
     json_keys: tuple[str, ...] = ()
     stages: tuple[str, ...] = ()
+    role_arn: str = ""
 
     def as_json(self) -> dict[str, Any]:
-        seed = f"{self.service}:{self.region}:{self.name}:{self.key}"
+        seed = f"{self.service}:{self.region}:{self.name}:{self.key}" + (f":{self.role_arn}" if self.role_arn else "")
         if self.json_keys:
             value = json.dumps({k: placeholder(f"{seed}:{k}") for k in self.json_keys}, sort_keys=True)
         else:
@@ -49,6 +51,8 @@ class SeedItem:
             document["key"] = self.key
         if self.stages:
             document["stages"] = list(self.stages)
+        if self.role_arn:
+            document["roleArn"] = self.role_arn
         return document
 
 
@@ -72,18 +76,20 @@ def placeholder(seed: str) -> str:
 def seed_plan(task: Mapping[str, Any], region: str, unseeded: Collection[str] = ()) -> SeedPlan:
     """What to create so every reference of every sidecar resolves, except the ``valueFrom``s in ``unseeded``."""
     plan = SeedPlan()
-    secrets: dict[tuple[str, str], tuple[set[str], set[str]]] = {}  # (region, name) -> (json keys, stages)
+    # (region, name, role) -> (json keys, stages)
+    secrets: dict[tuple[str, str, str], tuple[set[str], set[str]]] = {}
     others: set[SeedItem] = set()
-    seeded: list[tuple[str, tuple[str, str, str, str], str | None]] = []  # valueFrom, item identity, json key
+    seeded: list[tuple[str, tuple[str, str, str, str, str], str | None]] = []  # valueFrom, item identity, json key
     for name, container in [(n, c) for n, c in containers(task) if is_sidecar(c)]:
         for value_from, reference, expand in _references(name, container, region, plan.notes):
             if value_from in unseeded:
                 continue
             target = reference.target
+            role = target.role_arn or ""
             if isinstance(target, SecretTarget):
                 secret = _secret_name(name, target, plan.notes)
-                keys, stages = secrets.setdefault((target.region, secret), (set(), set()))
-                seeded.append((value_from, ("secretsmanager", target.region, secret, ""), reference.json_key))
+                keys, stages = secrets.setdefault((target.region, secret, role), (set(), set()))
+                seeded.append((value_from, ("secretsmanager", target.region, secret, "", role), reference.json_key))
                 if reference.json_key:
                     keys.add(reference.json_key)
                 elif expand:
@@ -98,21 +104,21 @@ def seed_plan(task: Mapping[str, Any], region: str, unseeded: Collection[str] = 
                         f"the version id pinned for {secret} cannot be seeded (moto chooses version ids): "
                         "that reference fails locally")))
             elif isinstance(target, ParameterTarget):
-                item = SeedItem("ssm", target.region, _parameter_name(name, target.name, plan.notes))
+                item = _parameter_item(name, target, plan.notes)
                 others.add(item)
-                seeded.append((value_from, ("ssm", item.region, item.name, ""), None))
+                seeded.append((value_from, ("ssm", item.region, item.name, "", role), None))
             elif isinstance(target, ObjectTarget):
                 if target.version_id:
                     plan.notes.append(Note("unmapped", name, "valueFrom", (
                         f"the version id pinned for s3://{target.bucket}/{target.key} cannot be seeded: "
                         "that reference fails locally")))
-                others.add(SeedItem("s3", target.region, target.bucket, target.key))
-                seeded.append((value_from, ("s3", target.region, target.bucket, target.key), None))
+                others.add(SeedItem("s3", target.region, target.bucket, target.key, role_arn=role))
+                seeded.append((value_from, ("s3", target.region, target.bucket, target.key, role), None))
     plan.items = sorted(
-        [SeedItem("secretsmanager", r, n, json_keys=tuple(sorted(k)), stages=tuple(sorted(s)))
-         for (r, n), (k, s) in secrets.items()] + list(others)
+        [SeedItem("secretsmanager", r, n, json_keys=tuple(sorted(k)), stages=tuple(sorted(s)), role_arn=role)
+         for (r, n, role), (k, s) in secrets.items()] + list(others)
     )
-    values = {(i.service, i.region, i.name, i.key): str(i.as_json()["value"]) for i in plan.items}
+    values = {(i.service, i.region, i.name, i.key, i.role_arn): str(i.as_json()["value"]) for i in plan.items}
     for value_from, identity, json_key in seeded:
         value = values[identity]
         plan.contents[value_from] = json.loads(value)[json_key] if json_key else value
@@ -158,8 +164,16 @@ def _secret_name(container: str, target: SecretTarget, notes: list[Note]) -> str
     if ":secret:" not in target.secret_id:
         return target.secret_id
     prefix, _, secret = target.secret_id.partition(":secret:")
-    _check_account(container, prefix.split(":")[4], secret, notes)
+    _check_account(container, prefix.split(":")[4], secret, notes, target.role_arn or "")
     return secret
+
+
+def _parameter_item(container: str, target: ParameterTarget, notes: list[Note]) -> SeedItem:
+    """A parameter to create, in the account its reader's credentials are answered from."""
+    role = target.role_arn or ""
+    if target.account is not None:  # given as an ARN: the parameter's own account
+        _check_account(container, target.account, target.base_name, notes, role)
+    return SeedItem("ssm", target.region, _parameter_name(container, target.name, notes), role_arn=role)
 
 
 def _parameter_name(container: str, name: str, notes: list[Note]) -> str:
@@ -177,10 +191,14 @@ def _parameter_name(container: str, name: str, notes: list[Note]) -> str:
     return base
 
 
-def _check_account(container: str, account: str, what: str, notes: list[Note]) -> None:
-    if account != MOTO_ACCOUNT:
+def _check_account(container: str, account: str, what: str, notes: list[Note], role_arn: str = "") -> None:
+    """moto answers each request from one account: the role's, for credentials it issued by AssumeRole (the
+    seed creates the item with them too), else its default one."""
+    served = role_arn.split(":")[4] if role_arn else MOTO_ACCOUNT
+    if account != served:
+        whose = f"the role {role_arn}'s account" if role_arn else "the only account it answers for without a role"
         notes.append(Note("unmapped", container, "valueFrom", (
-            f"{what} is in account {account}: a moto server answers only for {MOTO_ACCOUNT}, so that reference "
+            f"{what} is in account {account}: a moto server reads it in {served} ({whose}), so that reference "
             "is not found locally")))
 
 

@@ -34,25 +34,31 @@ def main() -> int:
     reset = urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST")  # noqa: S310 - the local fake
     with urllib.request.urlopen(reset, timeout=10):  # noqa: S310 - the local fake
         pass
-    buckets: set[tuple[str, str]] = set()
+    buckets: set[tuple[str, str, str]] = set()
     for item in json.loads(os.environ["SEED_PLAN"]):
         session = boto3.Session(region_name=item["region"])
+        role = item.get("roleArn", "")
+        if role:  # moto keeps what a role's credentials create in the role's account, where the sidecar reads
+            credentials = session.client("sts").assume_role(RoleArn=role, RoleSessionName="seed")["Credentials"]
+            session = boto3.Session(region_name=item["region"], aws_access_key_id=credentials["AccessKeyId"],
+                                    aws_secret_access_key=credentials["SecretAccessKey"],
+                                    aws_session_token=credentials["SessionToken"])
         if item["service"] == "secretsmanager":
             client = session.client("secretsmanager")
             client.create_secret(Name=item["name"], SecretString=item["value"])
             for stage in item.get("stages", []):
                 client.put_secret_value(SecretId=item["name"], SecretString=item["value"], VersionStages=[stage])
-            print(f"seed: secret {item['name']} in {item['region']}")
+            print(f"seed: secret {item['name']} in {item['region']}{' as ' + role if role else ''}")
         elif item["service"] == "ssm":
             session.client("ssm").put_parameter(Name=item["name"], Value=item["value"], Type="SecureString")
-            print(f"seed: parameter {item['name']} in {item['region']}")
+            print(f"seed: parameter {item['name']} in {item['region']}{' as ' + role if role else ''}")
         elif item["service"] == "s3":
             s3 = session.client("s3")
-            if (item["region"], item["name"]) not in buckets:
+            if (item["region"], item["name"], role) not in buckets:
                 location = {} if item["region"] == "us-east-1" else {
                     "CreateBucketConfiguration": {"LocationConstraint": item["region"]}}
                 s3.create_bucket(Bucket=item["name"], **location)
-                buckets.add((item["region"], item["name"]))
+                buckets.add((item["region"], item["name"], role))
             s3.put_object(Bucket=item["name"], Key=item["key"], Body=item["value"].encode())
             print(f"seed: object s3://{item['name']}/{item['key']}")
     return 0

@@ -165,8 +165,32 @@ def test_seed_plan_contents_account_and_unseeded() -> None:
         ("s3", "bucket-1", "k/c.pem"), ("secretsmanager", "x-AbCdEf", ""), ("ssm", "/prod/b", "")]
     assert set(plan.contents) == {e["value"] for e in other["environment"]} - {"/prod/d"}
     assert [n.line() for n in plan.notes] == [
-        "unmapped: sidecar: valueFrom: x-AbCdEf is in account 999999999999: a moto server answers only for "
-        "123456789012, so that reference is not found locally"]
+        "unmapped: sidecar: valueFrom: x-AbCdEf is in account 999999999999: a moto server reads it in "
+        "123456789012 (the only account it answers for without a role), so that reference is not found locally"]
+
+
+def test_seed_plan_creates_what_a_role_reads_in_the_roles_account() -> None:
+    reader = "arn:aws:iam::999999999999:role/reader"
+    other = sidecar()
+    other["environment"] = [
+        {"name": "SIDECAR_SECRETS", "value": json.dumps([
+            {"name": "a", "valueFrom": "arn:aws:secretsmanager:eu-west-1:999999999999:secret:x-AbCdEf",
+             "roleArn": reader},
+            {"name": "b", "valueFrom": "/prod/b", "roleArn": reader},
+            {"name": "c", "valueFrom": "arn:aws:ssm:eu-west-1:123456789012:parameter/prod/c", "roleArn": reader},
+        ])},
+        {"name": "SIDECAR_SECRET_d", "value": "/prod/b"},
+    ]
+    plan = seed_plan(task(other, app()), "eu-west-1")
+    assert [(i.service, i.name, i.role_arn) for i in plan.items] == [
+        ("secretsmanager", "x-AbCdEf", reader), ("ssm", "/prod/b", ""), ("ssm", "/prod/b", reader),
+        ("ssm", "/prod/c", reader)]
+    assert [i.as_json().get("roleArn") for i in plan.items] == [reader, None, reader, reader]
+    # One name in two accounts: two placeholders, so a run that read the wrong account would show it.
+    assert len({i.as_json()["value"] for i in plan.items if i.name == "/prod/b"}) == 2
+    assert [n.line() for n in plan.notes] == [
+        "unmapped: sidecar: valueFrom: /prod/c is in account 123456789012: a moto server reads it in "
+        f"999999999999 (the role {reader}'s account), so that reference is not found locally"]
 
 
 def test_every_shipped_example_translates_and_names_its_differences() -> None:
