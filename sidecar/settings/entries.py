@@ -162,6 +162,8 @@ def _selection(where: str, expression: object, reference: Reference) -> Selectio
 
 def _tree_entry(where: str, raw: Mapping[str, object], defaults: EntryDefaults) -> Entry:
     """``parametersByPath``: a directory with one file per parameter under the path."""
+    name = raw.get("name")
+    where = f"{where} ({name!r})" if isinstance(name, str) else where
     if "valueFrom" in raw:
         raise ConfigError(f"{where}: give either valueFrom or parametersByPath, not both")
     for key in raw:
@@ -170,8 +172,6 @@ def _tree_entry(where: str, raw: Mapping[str, object], defaults: EntryDefaults) 
                               f"{', '.join(TREE_KEYS)})")
     if "name" not in raw:
         raise ConfigError(f"{where}: name is required")
-    name = raw["name"]
-    where = f"{where} ({name!r})" if isinstance(name, str) else where
     name = _checked_name(where, name)
     recursive = raw.get("recursive", True)  # the whole tree unless asked for one level
     if not isinstance(recursive, bool):

@@ -4,6 +4,7 @@ GetParametersByPath, by the real process against the moto server."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -172,3 +173,29 @@ def test_an_arn_or_a_misplaced_key_is_a_configuration_error(
         assert_failed(result, 2, fragment)
         assert api_calls(result) == []
     assert full_state(previous) == before
+
+
+def test_check_shows_the_path_and_its_recursion_offline(moto: str, outdir: Path, secret_values: SecretValues) -> None:
+    env = _env(moto, outdir, {"name": "app", "parametersByPath": "/prod/app/"},
+               {"name": "top", "parametersByPath": "/prod/top", "recursive": False, "optional": True})
+
+    text = run_sidecar(env, "check", timeout=20)
+    as_json = run_sidecar(env, "check", "--json", timeout=20)
+
+    assert text.code == 0, text.stdout + text.stderr
+    assert "configuration is valid: 2 entries, 2 API call(s)" in text.stdout
+    assert (f"  call  ssm GetParametersByPath in {REGION}: parameters under /prod/app at every depth in {REGION}\n"
+            in text.stdout)
+    assert (f"  file  app/<each parameter>  mode 0400  owner {_ids()}  <- parametersByPath /prod/app (recursive) "
+            f"in {REGION}\n" in text.stdout)
+    assert (f"  file  top/<each parameter>  mode 0400  owner {_ids()} (optional)  <- parametersByPath /prod/top "
+            f"(first level only) in {REGION}\n" in text.stdout)
+    files = {f["name"]: f for f in json.loads(as_json.stdout)["files"]}
+    assert (files["app/<each parameter>"]["parametersByPath"], files["app/<each parameter>"]["recursive"]) == (
+        "/prod/app", True)
+    assert files["top/<each parameter>"]["recursive"] is False
+    assert api_calls(text) == [] and os.listdir(outdir) == []
+
+
+def _ids() -> str:
+    return f"{os.getuid()}:{os.getgid()}"

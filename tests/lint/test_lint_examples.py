@@ -228,7 +228,7 @@ def _parliament(policy: dict[str, Any], tmp_path: Path) -> list[dict[str, Any]]:
 
 
 @pytest.mark.parametrize("name", ["task-role-policy.json", "task-role-policy-failover.json",
-                                  "execution-role-policy.json"])
+                                  "execution-role-policy.json", "task-role-policy-parameter-tree.json"])
 def test_parliament_finds_nothing_in_the_policies(name: str, tmp_path: Path) -> None:
     assert _parliament(_policy(name), tmp_path) == []
 
@@ -237,6 +237,22 @@ def test_parliament_would_catch_batch_get_secret_value_limited_to_a_secret(tmp_p
     policy = _policy("task-role-policy.json")
     batch = next(s for s in policy["Statement"] if s["Action"] == "secretsmanager:BatchGetSecretValue")
     batch["Resource"] = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:prod/app/*"
+    assert "RESOURCE_MISMATCH" in {finding["issue"] for finding in _parliament(policy, tmp_path)}
+
+
+def test_the_tree_policy_grants_get_parameters_by_path_on_the_path_itself_and_decryption_through_ssm() -> None:
+    statements = _policy("task-role-policy-parameter-tree.json")["Statement"]
+    by_action = {s["Action"]: s for s in statements}
+    assert set(by_action) == {"ssm:GetParametersByPath", "kms:Decrypt"}
+    # GetParametersByPath is authorized against the path, not the parameters under it: no wildcard.
+    assert by_action["ssm:GetParametersByPath"]["Resource"] == "arn:aws:ssm:eu-west-1:123456789012:parameter/prod/app"
+    assert by_action["kms:Decrypt"]["Condition"] == {"StringEquals": {"kms:ViaService": "ssm.eu-west-1.amazonaws.com"}}
+
+
+def test_parliament_would_catch_get_parameters_by_path_granted_on_a_secret(tmp_path: Path) -> None:
+    policy = _policy("task-role-policy-parameter-tree.json")
+    listing = next(s for s in policy["Statement"] if s["Action"] == "ssm:GetParametersByPath")
+    listing["Resource"] = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:prod/app/*"
     assert "RESOURCE_MISMATCH" in {finding["issue"] for finding in _parliament(policy, tmp_path)}
 
 

@@ -347,6 +347,36 @@ def test_a_valid_role_arn_is_no_finding() -> None:
     assert hits(task, "sidecar-config") == []
 
 
+def test_a_parameter_tree_is_no_finding() -> None:
+    task = good_task()
+    entries = [{"name": "app", "parametersByPath": "/prod/app", "recursive": False, "mode": "0440", "optional": True}]
+    set_env(task, "secrets-sidecar", "SIDECAR_SECRETS", json.dumps(entries))
+    assert hits(task, "sidecar-config") == []
+
+
+@pytest.mark.parametrize(
+    ("entry", "says"),
+    [
+        ({"name": "app", "parametersByPath": "arn:aws:ssm:eu-west-1:123456789012:parameter/prod/app"},
+         # Runs of 8 characters shared with a value are hidden too: "parameter" is part of the ARN.
+         "SIDECAR_SECRETS[0] ('app'): <value hidden>sByPath <value hidden> is an ARN;"),
+        ({"name": "app", "parametersByPath": "/prod/app", "valueFrom": "/prod/app/db"},
+         "SIDECAR_SECRETS[0] ('app'): give either valueFrom or parametersByPath, not both"),
+        ({"name": "app", "parametersByPath": "/prod/app", "expand": True},
+         "SIDECAR_SECRETS[0] ('app'): 'expand' does not apply to a parametersByPath entry"),
+        ({"name": "app", "parametersByPath": "/prod/app", "recursive": "no"},
+         "SIDECAR_SECRETS[0] ('app'): recursive must be true or false"),
+    ],
+)
+def test_a_parameter_tree_the_sidecar_rejects_is_an_error(entry: dict[str, object], says: str) -> None:
+    task = good_task()
+    set_env(task, "secrets-sidecar", "SIDECAR_SECRETS", json.dumps([entry]))
+    (finding,) = hits(task, "sidecar-config")
+    assert (finding.severity, finding.container) == ("error", "secrets-sidecar")
+    assert says in finding.message
+    assert "exit with code 2" in finding.message
+
+
 # --- sidecar-root, sidecar-writable-root ----------------------------------------------------------------
 
 

@@ -14,7 +14,7 @@ from sidecar.plan import (
     make_plan,
     use_batch,
 )
-from sidecar.references import ObjectTarget, ParameterTarget, SecretTarget, Target
+from sidecar.references import ObjectTarget, ParameterPathTarget, ParameterTarget, SecretTarget, Target
 from sidecar.retry_policy import FallBack
 
 REGIONS = st.sampled_from(["eu-west-1", "us-east-1"])
@@ -32,7 +32,8 @@ secrets = st.builds(
 )
 parameters = st.builds(ParameterTarget, REGIONS, NAMES.map(lambda n: "/" + n), role_arn=ROLES)
 objects = st.builds(ObjectTarget, REGIONS, st.just("bucket"), NAMES, st.sampled_from([None, "v1"]), role_arn=ROLES)
-targets = st.lists(st.one_of(secrets, parameters, objects), max_size=80)
+trees = st.builds(ParameterPathTarget, REGIONS, NAMES.map(lambda n: "/" + n), st.booleans(), role_arn=ROLES)
+targets = st.lists(st.one_of(secrets, parameters, objects, trees), max_size=80)
 strategy = st.sampled_from(["auto", "always", "never"])
 
 
