@@ -79,6 +79,10 @@ CLAIMS = (
     Claim("(ECS's defaults {} s and", (start_timeout.DEFAULT_HEALTH_INTERVAL_SECONDS,)),
     # batch sizes
     Claim("`GetParameters` in batches of {}", (plan.MAX_GET_PARAMETERS_NAMES,)),
+    Claim("`MaxResults` {}, the most botocore's SSM model allows", (plan.MAX_PARAMETERS_BY_PATH_RESULTS,)),
+    Claim("by the bound for {} values of that size", (bodylimit.VALUES_PER_CALL["GetParametersByPath"],)),
+    Claim("at most {} levels (a parameter name has at most {})",
+          (references.MAX_PARAMETER_LEVELS - 1, references.MAX_PARAMETER_LEVELS)),
     Claim("`BatchGetSecretValue` in batches of {}", (plan.MAX_BATCH_SECRET_IDS,)),
     Claim("`GetParameters` with up to {} names", (plan.MAX_GET_PARAMETERS_NAMES,)),
     Claim("`BatchGetSecretValue` with up to {} ids", (plan.MAX_BATCH_SECRET_IDS,)),
