@@ -311,7 +311,7 @@ def _tree_page(
     if next_token:
         return TreePage(parameters, next_token)
     if not parameters:
-        return Failure("NoParameters", f"there is no parameter under {target.path} in {target.region} "
+        return Failure("NoParameters", f"there is no parameter under {target.path} in {call.region} "
                        f"({'at any depth' if target.recursive else 'at its first level'})", not_found=True)
     return FetchedTree(parameters)
 

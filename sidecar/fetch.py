@@ -19,7 +19,7 @@ from sidecar import aws, aws_errors
 from sidecar.credentials import AssumedRole, resolve_credentials
 from sidecar.deadline import Deadline, Sleep
 from sidecar.errors import FetchError
-from sidecar.outcomes import CheckOutcome, Failure, Fetched, Outcome
+from sidecar.outcomes import CheckOutcome, Failure, Fetched, FetchedTree, Outcome
 from sidecar.plan import Call, follow_ups
 from sidecar.references import Target
 from sidecar.retry_policy import ErrorClass, FailOver, FallBack, primary_seconds
@@ -235,7 +235,7 @@ def _served(outcome: R, call: Call) -> R:
     """An outcome as the region of ``call`` gave it: a value records the region that served it. A failure
     in a failover region says so, and a secret that region does not have is not proof that the secret is
     gone (its own region could not be asked), so not even an optional entry is skipped for it."""
-    if isinstance(outcome, Fetched):
+    if isinstance(outcome, Fetched | FetchedTree):
         return replace(outcome, region=call.region)
     if isinstance(outcome, Failure) and call.failed_over_from is not None:
         note = f" in the failover region {call.region} ({call.failed_over_from} was unavailable)"

@@ -37,6 +37,7 @@ class FetchedTree:
     """Every parameter under a path (``ParameterPathTarget``), in name order; never empty."""
 
     parameters: tuple[TreeParameter, ...]
+    region: str | None = None  # the region that served it: its own, or its failover region
 
     @property
     def change_token(self) -> str:

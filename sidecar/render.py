@@ -62,7 +62,7 @@ def render(
             for path, label, content in _values(entry, outcomes, settings.max_bytes)
         ]
         files += entry_files
-        served = ",".join(sorted({o.region for o in fetched if isinstance(o, Fetched) and o.region}))
+        served = ",".join(sorted({o.region for o in fetched if isinstance(o, Fetched | FetchedTree) and o.region}))
         regions.update((f.path, served) for f in entry_files if served)
         if settings.env_file:
             env_lines += [_env_line(entry, f) for f in entry_files]
@@ -256,10 +256,14 @@ def _record(entry: Entry, outcomes: Mapping[Any, Outcome], files: list[OutputFil
                for f in files]
     if entry.tree is not None:
         tree = entry.tree
-        origin: dict[str, object] = {"source": {"service": tree.service, "region": tree.region,
-                                                "parametersByPath": tree.path, "recursive": tree.recursive}}
         fetched_tree = outcomes[tree]
         assert isinstance(fetched_tree, FetchedTree)  # noqa: S101 - failures were handled before rendering
+        tree_source: dict[str, object] = {"service": tree.service, "region": tree.region,
+                                          "servedBy": fetched_tree.region or tree.region,
+                                          "parametersByPath": tree.path, "recursive": tree.recursive}
+        if tree.failover_region is not None:
+            tree_source["failoverRegion"] = tree.failover_region
+        origin: dict[str, object] = {"source": tree_source}
         versions = {f"{entry.name}/{tree.relative_name(p.name)}": p.version for p in fetched_tree.parameters}
         records = [{**record, "versionId": versions.get(str(record["path"]))} for record in records]
     elif entry.template is not None:

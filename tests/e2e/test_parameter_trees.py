@@ -59,8 +59,8 @@ def test_a_recursive_tree_of_more_than_a_page_is_written_decrypted(
     assert done["files"] == 13
     manifest = json.loads((outdir / "..manifest.json").read_bytes())
     (record,) = manifest["entries"]
-    assert record["source"] == {"service": "ssm", "region": REGION, "parametersByPath": "/prod/app",
-                                "recursive": True}
+    assert record["source"] == {"service": "ssm", "region": REGION, "servedBy": REGION,
+                                "parametersByPath": "/prod/app", "recursive": True}
     assert {f["path"]: f["versionId"] for f in record["files"]}["app/db/password"] == "1"
 
 

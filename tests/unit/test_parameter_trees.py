@@ -236,6 +236,37 @@ def test_a_throttled_page_is_retried_on_its_own_and_keeps_the_pages_before_it() 
     assert [e["attempt"] for e in logs if e["event"] == "retry"] == [1]
 
 
+class Regions:
+    """A client factory whose SSM client is a FakeSsm per region."""
+
+    def __init__(self, **by_region: FakeSsm) -> None:
+        self.by_region = {region.replace("_", "-"): ssm for region, ssm in by_region.items()}
+
+    def ssm(self, region: str, role_arn: str | None = None) -> FakeSsm:
+        return self.by_region[region]
+
+    def client(self, service: str, region: str, role_arn: str | None = None) -> FakeSsm:
+        return self.by_region[region]
+
+
+def test_a_tree_that_fails_over_mid_way_starts_again_at_the_first_page_of_the_failover_region() -> None:
+    unavailable = bce.ClientError({"Error": {"Code": "ServiceUnavailable", "Message": "down"},
+                                   "ResponseMetadata": {"HTTPStatusCode": 503}}, "GetParametersByPath")
+    own = FakeSsm(APP, per_page=5, fail=dict.fromkeys(range(2, 100), unavailable))
+    replica = FakeSsm({n: (f"replica {v}", version) for n, (v, version) in APP.items()}, per_page=5)
+    tree = ParameterPathTarget(EU, "/prod/app", failover_region="eu-central-1")
+    with capture_logs():
+        fetcher = Fetcher(Regions(eu_west_1=own, eu_central_1=replica), Deadline(600),  # type: ignore[arg-type]
+                          structlog.get_logger(), concurrency=2, max_bytes=1024, sleep=lambda _s: None, rng=Instant())
+        fetched = fetcher.fetch(make_plan([tree]))[tree]
+
+    assert isinstance(fetched, FetchedTree) and fetched.region == "eu-central-1"
+    assert {p.value.reveal() for p in fetched.parameters if p.value} == {
+        f"replica {v}".encode() for n, (v, _) in APP.items() if n.startswith("/prod/app/")}
+    assert [r.get("NextToken") for r in own.requests][:2] == [None, "5"]
+    assert [r.get("NextToken") for r in replica.requests] == [None, "5", "10"]
+
+
 def test_a_denied_tree_names_the_permission_and_the_path_as_its_resource() -> None:
     denied = bce.ClientError({"Error": {"Code": "AccessDeniedException", "Message": "not authorized"},
                               "ResponseMetadata": {"HTTPStatusCode": 400}}, "GetParametersByPath")
@@ -302,7 +333,8 @@ def test_each_parameter_becomes_a_file_at_its_relative_name_with_the_entrys_mode
         ("conf/app/key", b"value of /prod/app/key", 0o440, 7, "conf/app/key"),
     ]
     (record,) = json.loads(rendered.manifest)["entries"]
-    assert record["source"] == {"service": "ssm", "region": EU, "parametersByPath": "/prod/app", "recursive": True}
+    assert record["source"] == {"service": "ssm", "region": EU, "servedBy": EU, "parametersByPath": "/prod/app",
+                                "recursive": True}
     assert [(f["path"], f["versionId"]) for f in record["files"]] == [("conf/app/db/password", "7"),
                                                                       ("conf/app/key", "7")]
 
