@@ -400,9 +400,9 @@ def parse_parameter_path(path: object, recursive: bool, region: str | None) -> P
         # GetParametersByPath's Path is a hierarchy beginning with '/', and a parameter shared from another
         # account is read only by its full ARN (GetParameters' API reference): such a tree cannot be listed.
         raise ConfigError(
-            f"parametersByPath {path!r} is an ARN; GetParametersByPath takes a path beginning with '/' in the "
-            "task's own account, so a tree in another account cannot be read: list its parameters as entries "
-            "whose valueFrom is each parameter's ARN"
+            f"parametersByPath {path!r} is an ARN; GetParametersByPath takes a path beginning with '/' and lists "
+            "the account whose credentials call it: for another account's tree give the path with the roleArn "
+            "of a role in that account; a parameter shared through AWS RAM is read only by its ARN, as a valueFrom"
         )
     if not path.startswith("/"):
         raise ConfigError(f"parametersByPath {path!r} must begin with '/' (a path such as /prod/app)")

@@ -92,6 +92,13 @@ def test_a_tree_entry_is_recursive_unless_it_says_otherwise() -> None:
     assert top.tree == ParameterPathTarget(EU, "/prod/app", False)
 
 
+def test_a_tree_is_read_with_the_entrys_role_and_failover_region() -> None:
+    settings = settings_for({"name": "app", "parametersByPath": "/p", "roleArn": READER,
+                             "failoverRegion": "eu-central-1"})
+    assert settings.entries[0].tree == ParameterPathTarget(EU, "/p", True, role_arn=READER,
+                                                           failover_region="eu-central-1")
+
+
 @pytest.mark.parametrize(("entry", "fragment"), [
     ({"name": "app", "parametersByPath": "/p", "valueFrom": "/p/x"}, "give either valueFrom or parametersByPath"),
     ({"name": "app"}, "valueFrom is required (or parametersByPath"),
