@@ -46,12 +46,13 @@ DURATION: Final = "Duration"
 API_CALLS: Final = "ApiCalls"
 RETRIES: Final = "Retries"
 THROTTLED: Final = "ThrottledCalls"
+FAILOVERS: Final = "Failovers"
 BYTES_WRITTEN: Final = "BytesWritten"
 FILES_WRITTEN: Final = "FilesWritten"
 FAILED: Final = "Failed"
 METRICS: Final[tuple[tuple[str, Unit], ...]] = (
     (DURATION, "Milliseconds"), (API_CALLS, "Count"), (RETRIES, "Count"), (THROTTLED, "Count"),
-    (BYTES_WRITTEN, "Bytes"), (FILES_WRITTEN, "Count"), (FAILED, "Count"),
+    (FAILOVERS, "Count"), (BYTES_WRITTEN, "Bytes"), (FILES_WRITTEN, "Count"), (FAILED, "Count"),
 )
 
 
@@ -61,6 +62,7 @@ class Counts:
     api_calls: int = 0
     retries: int = 0
     throttled: int = 0
+    failovers: int = 0
     bytes_written: int = 0
     files_written: int = 0
 
@@ -145,8 +147,8 @@ def document(
     members, sets = dimensions(phase, ending, task)
     values: dict[str, float] = {
         DURATION: round(counts.duration_ms, 1), API_CALLS: counts.api_calls, RETRIES: counts.retries,
-        THROTTLED: counts.throttled, BYTES_WRITTEN: counts.bytes_written, FILES_WRITTEN: counts.files_written,
-        FAILED: int(ending.failed),
+        THROTTLED: counts.throttled, FAILOVERS: counts.failovers, BYTES_WRITTEN: counts.bytes_written,
+        FILES_WRITTEN: counts.files_written, FAILED: int(ending.failed),
     }
     at = datetime.fromtimestamp(timestamp_ms / 1000, UTC).isoformat().replace("+00:00", "Z")
     return {
@@ -182,6 +184,8 @@ class Counters(Protocol):
     def retries(self) -> int: ...
     @property
     def throttled(self) -> int: ...
+    @property
+    def failovers(self) -> int: ...
 
 
 class Emitter:
@@ -227,7 +231,7 @@ class Meter:
         return Counts(
             duration_ms=(self._clock() - self._started) * 1000,
             api_calls=c.api_calls if c else 0, retries=c.retries if c else 0, throttled=c.throttled if c else 0,
-            bytes_written=self._bytes, files_written=self._files,
+            failovers=c.failovers if c else 0, bytes_written=self._bytes, files_written=self._files,
         )
 
     def finish(self, ending: Ending) -> None:

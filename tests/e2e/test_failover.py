@@ -55,10 +55,13 @@ def test_a_dead_primary_is_served_by_the_replica_and_the_log_and_manifest_say_so
     dead = server_error(GET_SECRET, 503) if down == "503" else reset(GET_SECRET)
     proxy.add(only_in(REGION, dead))
 
-    result = run_sidecar(_env(proxy, outdir, {"name": "db", "valueFrom": arn}))
+    result = run_sidecar(_env(proxy, outdir, {"name": "db", "valueFrom": arn}, SIDECAR_METRICS="emf"))
 
     done = assert_ok(result)
     assert (outdir / "db").read_bytes() == VALUE.encode()
+    (metrics,) = [e for e in result.events if e["event"] == "metrics"]
+    assert (metrics["Failovers"], metrics["ApiCalls"], metrics["Retries"]) == (
+        done["failovers"], done["api_calls"], done["retries"])
     # Every request to the primary was refused: the bytes can only have come from the replica.
     refused = "status 503" if down == "503" else "reset"
     assert _by_region(proxy, GET_SECRET) == {REGION: [refused] * MAX_ATTEMPTS, FAILOVER: ["forwarded"]}

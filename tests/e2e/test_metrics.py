@@ -104,7 +104,8 @@ def test_a_successful_run_writes_one_line_with_the_runs_counts(
     line = the_line(result)
     files = [e for e in result.events if e.get("event") == "file"]
     assert line["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "SecretsSidecar"
-    assert (line["ApiCalls"], line["Retries"], line["ThrottledCalls"]) == (done["api_calls"], done["retries"], 0)
+    assert (line["ApiCalls"], line["Retries"], line["ThrottledCalls"], line["Failovers"]) == (
+        done["api_calls"], done["retries"], 0, done["failovers"])
     assert (line["FilesWritten"], line["BytesWritten"]) == (done["files"], sum(f["bytes"] for f in files)) == (
         2, len("metrics-db-s3cret") + len("metrics-api-t0ken"))
     assert (line["Phase"], line["Outcome"], line["ExitCode"], line["Failed"]) == ("start", "success", "0", 0)

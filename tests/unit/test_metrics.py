@@ -35,7 +35,8 @@ from sidecar.task_metadata import ENV, TaskMetadata, parse_task
 from tests.emf_spec import MAX_DIMENSIONS, MAX_METRICS, parse_line, problems
 
 NOW_MS = 1_764_676_800_123  # 2025-12-02T12:00:00.123Z
-COUNTS = Counts(duration_ms=412.34, api_calls=3, retries=1, throttled=1, bytes_written=96, files_written=4)
+COUNTS = Counts(duration_ms=412.34, api_calls=3, retries=1, throttled=1, failovers=1, bytes_written=96,
+                files_written=4)
 TASK = Task("prod", "my-app")
 SECRET_ARGS = {"process_uid": 1000, "process_gid": 1000}
 ENV_BASE = {"AWS_REGION": "eu-west-1", "SIDECAR_SECRET_x": "/p/x"}
@@ -56,16 +57,16 @@ def test_the_document_holds_the_counts_the_dimensions_and_the_time() -> None:
                 "Metrics": [
                     {"Name": "Duration", "Unit": "Milliseconds"}, {"Name": "ApiCalls", "Unit": "Count"},
                     {"Name": "Retries", "Unit": "Count"}, {"Name": "ThrottledCalls", "Unit": "Count"},
-                    {"Name": "BytesWritten", "Unit": "Bytes"}, {"Name": "FilesWritten", "Unit": "Count"},
-                    {"Name": "Failed", "Unit": "Count"},
+                    {"Name": "Failovers", "Unit": "Count"}, {"Name": "BytesWritten", "Unit": "Bytes"},
+                    {"Name": "FilesWritten", "Unit": "Count"}, {"Name": "Failed", "Unit": "Count"},
                 ],
             }],
         },
         "event": "metrics", "level": "info", "timestamp": "2025-12-02T12:00:00.123000Z",
         "ClusterName": "prod", "TaskDefinitionFamily": "my-app", "Phase": "start", "Outcome": "success",
         "ExitCode": "0",
-        "Duration": 412.3, "ApiCalls": 3, "Retries": 1, "ThrottledCalls": 1, "BytesWritten": 96, "FilesWritten": 4,
-        "Failed": 0,
+        "Duration": 412.3, "ApiCalls": 3, "Retries": 1, "ThrottledCalls": 1, "Failovers": 1, "BytesWritten": 96,
+        "FilesWritten": 4, "Failed": 0,
     }
     assert problems(doc) == []
 
@@ -114,8 +115,9 @@ _DIMENSION_TEXT = st.text(st.characters(min_codepoint=32, max_codepoint=126), mi
 
 
 @given(
-    counts=st.builds(Counts, st.floats(0, 1e9), st.integers(0, 10**6), st.integers(0, 10**6),
-                     st.integers(0, 10**6), st.integers(0, 2**40), st.integers(0, 10**5)),
+    counts=st.builds(Counts, duration_ms=st.floats(0, 1e9), api_calls=st.integers(0, 10**6),
+                     retries=st.integers(0, 10**6), throttled=st.integers(0, 10**6), failovers=st.integers(0, 10**4),
+                     bytes_written=st.integers(0, 2**40), files_written=st.integers(0, 10**5)),
     cluster=st.none() | _DIMENSION_TEXT, family=st.none() | _DIMENSION_TEXT,
     ending=st.sampled_from([ENDED_WELL, Ending("fetch_error", 3), Ending("stopped", 130)]),
     phase=st.sampled_from(["start", "refresh"]), timestamp=st.integers(0, 2**42),
@@ -138,7 +140,7 @@ def test_every_document_is_valid_emf(counts: Counts, cluster: str | None, family
     (lambda d: d["_aws"].update(Timestamp=1.5), "Timestamp is not a whole number"),
     (lambda d: d["_aws"]["CloudWatchMetrics"][0]["Dimensions"].append([f"k{i}" for i in range(31)]),
      "a DimensionSet holds 31 keys"),
-    (lambda d: d["_aws"]["CloudWatchMetrics"][0]["Metrics"].extend([{"Name": "Duration"}] * 94),
+    (lambda d: d["_aws"]["CloudWatchMetrics"][0]["Metrics"].extend([{"Name": "Duration"}] * 93),
      "Metrics holds 101 definitions"),
     (lambda d: d["_aws"]["CloudWatchMetrics"][0]["Metrics"][0].update(Unit="ms"), "not a CloudWatch unit"),
     (lambda d: d["_aws"]["CloudWatchMetrics"][0].update(Extra=1), "not exactly Namespace, Dimensions, Metrics"),
@@ -274,7 +276,7 @@ def test_the_wait_for_a_hanging_endpoint_ends_when_the_caller_says() -> None:
 
 
 class _Stats:
-    api_calls, retries, throttled = 7, 2, 1
+    api_calls, retries, throttled, failovers = 7, 2, 1, 1
 
 
 def _emitter(lines: list[str], task: Task = TASK) -> Emitter:
@@ -294,10 +296,10 @@ def test_a_meter_writes_its_run_once_with_the_watched_counts() -> None:
     (line,) = lines
     doc = parse_line(line)
     assert problems(doc) == []
-    assert {k: doc[k] for k in ("Duration", "ApiCalls", "Retries", "ThrottledCalls", "FilesWritten", "BytesWritten",
-                                "Outcome", "Phase")} == {
-        "Duration": 500.0, "ApiCalls": 7, "Retries": 2, "ThrottledCalls": 1, "FilesWritten": 3, "BytesWritten": 120,
-        "Outcome": "success", "Phase": "start"}
+    assert {k: doc[k] for k in ("Duration", "ApiCalls", "Retries", "ThrottledCalls", "Failovers", "FilesWritten",
+                                "BytesWritten", "Outcome", "Phase")} == {
+        "Duration": 500.0, "ApiCalls": 7, "Retries": 2, "ThrottledCalls": 1, "Failovers": 1, "FilesWritten": 3,
+        "BytesWritten": 120, "Outcome": "success", "Phase": "start"}
 
 
 def test_a_meter_that_saw_no_fetch_counts_zero_calls() -> None:
