@@ -267,3 +267,68 @@ def test_an_s3_statement_for_another_key_does_not_read_this_one(
     result = run_sidecar({**env, **user})
 
     assert_failed(result, 3, "'conf.json'", "the task role lacks s3:GetObject")
+
+
+# --- an entry read with another role --------------------------------------------------------------------------
+
+ROLE = f"arn:aws:iam::{ACCOUNT}:role/secrets-reader"  # moto checks a trust policy only in the caller's account
+
+
+def _role_with(moto: Moto, document: dict[str, Any]) -> None:
+    trust = {"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Action": "sts:AssumeRole",
+        "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:user/sidecar-task"}}]}
+    moto.iam.create_role(RoleName="secrets-reader", AssumeRolePolicyDocument=json.dumps(trust))
+    moto.iam.put_role_policy(RoleName="secrets-reader", PolicyName="generated", PolicyDocument=json.dumps(document))
+
+
+def _role_setup(moto: Moto, tmp_path: Path, secret_values: SecretValues) -> tuple[dict[str, str], dict[str, Any]]:
+    mine = moto.secretsmanager.create_secret(Name="task/own", SecretString=secret_values.add("own-val-enforced"))
+    theirs = moto.secretsmanager.create_secret(Name="role/read", SecretString=secret_values.add("role-val-enforced"))
+    entries = [{"name": "own", "valueFrom": mine["ARN"]},
+               {"name": "through_role", "valueFrom": theirs["ARN"], "roleArn": ROLE}]
+    env = sidecar_env(moto.endpoint, SIDECAR_OUTPUT_DIR=str(tmp_path), SIDECAR_SECRETS=secrets_json(*entries))
+    return env, _generate(env)
+
+
+def test_a_roles_entries_are_allowed_by_the_roles_policy_and_the_task_role_only_assumes_it(
+    moto_iam: Moto, tmp_path: Path, secret_values: SecretValues
+) -> None:
+    env, policy = _role_setup(moto_iam, tmp_path, secret_values)
+    task = _by_action(policy["taskRole"])
+    assert set(task) == {"sts:AssumeRole", "secretsmanager:GetSecretValue"}
+    assert task["sts:AssumeRole"]["Resource"] == ROLE
+    assert ":secret:task/own-" in task["secretsmanager:GetSecretValue"]["Resource"]
+    assert list(policy["roles"]) == [ROLE]
+    assert ":secret:role/read-" in _by_action(policy["roles"][ROLE])["secretsmanager:GetSecretValue"]["Resource"]
+
+    _role_with(moto_iam, _as_moto_enforces(policy["roles"][ROLE]))
+    user = _user_with(moto_iam, _as_moto_enforces(policy["taskRole"]), secret_values)
+    moto_iam.enforce()
+    result = run_sidecar({**env, **user})
+
+    assert_ok(result)
+    assert (tmp_path / "through_role").read_bytes() == b"role-val-enforced"
+
+
+@pytest.mark.parametrize(("principal", "reason"), [
+    ("taskRole", f"the task role needs sts:AssumeRole on {ROLE}"),
+    ("role", f"the role {ROLE} lacks secretsmanager:GetSecretValue"),
+])
+def test_without_the_assume_role_or_the_roles_own_statement_the_run_fails(
+    principal: str, reason: str, moto_iam: Moto, tmp_path: Path, secret_values: SecretValues
+) -> None:
+    env, policy = _role_setup(moto_iam, tmp_path, secret_values)
+    task, role = _as_moto_enforces(policy["taskRole"]), _as_moto_enforces(policy["roles"][ROLE])
+    removed = {"taskRole": "sts:AssumeRole", "role": "secretsmanager:GetSecretValue"}[principal]
+    for document in (task if principal == "taskRole" else role,):
+        document["Statement"] = [s for s in document["Statement"] if s["Action"] != removed]
+    if not role["Statement"]:
+        role["Statement"] = [{"Effect": "Allow", "Action": "sts:GetCallerIdentity", "Resource": "*"}]
+
+    _role_with(moto_iam, role)
+    user = _user_with(moto_iam, task, secret_values)
+    moto_iam.enforce()
+    result = run_sidecar({**env, **user})
+
+    assert_failed(result, 3, reason)

@@ -429,3 +429,14 @@ def test_a_failover_region_is_granted_the_same_reads_on_the_replicas() -> None:
     assert granted["kms:Decrypt"]["Condition"]["StringEquals"]["kms:ViaService"] == [
         "s3.eu-west-1.amazonaws.com", "secretsmanager.eu-central-1.amazonaws.com",
         "secretsmanager.eu-west-1.amazonaws.com", "ssm.eu-west-1.amazonaws.com", "ssm.us-east-1.amazonaws.com"]
+
+
+def test_with_a_role_for_every_entry_the_task_role_may_only_assume_it() -> None:
+    configuration = _tree_settings({"name": "db", "valueFrom": "/shared/db"},
+                                   {"name": "tree", "parametersByPath": "/shared/app"}, SIDECAR_ROLE_ARN=ROLE)
+    result = policies([configuration], Scope())  # no account needed: the role's is used
+    assert result.task_role["Statement"] == [{"Sid": "AssumeTheRolesEntriesAreReadWith", "Effect": "Allow",
+                                              "Action": "sts:AssumeRole", "Resource": ROLE}]
+    role = {s["Action"]: s for s in result.roles[ROLE]["Statement"]}
+    assert role["ssm:GetParameters"]["Resource"] == f"arn:aws:ssm:eu-west-1:{OTHER}:parameter/shared/db"
+    assert role["ssm:GetParametersByPath"]["Resource"] == f"arn:aws:ssm:eu-west-1:{OTHER}:parameter/shared/app"
