@@ -17,13 +17,14 @@ from typing import Any, Final
 from sidecar.compose.notes import Note
 from sidecar.errors import ConfigError
 from sidecar.lint.task import Container, containers, environment, is_sidecar, sidecar_arguments
-from sidecar.references import ObjectTarget, ParameterTarget, Reference, SecretTarget
+from sidecar.references import ObjectTarget, ParameterPathTarget, ParameterTarget, Reference, SecretTarget
 from sidecar.settings.arguments import UsageError, container_command_flags
 from sidecar.settings.load import load_settings
 from sidecar.settings.options import CONFIG_FILE, REGION
 
 MOTO_ACCOUNT: Final = "123456789012"  # the only account a moto server answers for
 EXPANDED_KEY: Final = "example"  # an expanded JSON secret gets one key: its file names come from the keys
+TREE_PARAMETER: Final = "example"  # a parameter tree gets one parameter: its file names come from the names
 
 
 @dataclass(frozen=True, order=True)
@@ -103,7 +104,7 @@ def seed_plan(task: Mapping[str, Any], region: str, unseeded: Collection[str] = 
                     plan.notes.append(Note("unmapped", name, "valueFrom", (
                         f"the version id pinned for {secret} cannot be seeded (moto chooses version ids): "
                         "that reference fails locally")))
-            elif isinstance(target, ParameterTarget):
+            elif isinstance(target, ParameterTarget | ParameterPathTarget):
                 item = _parameter_item(name, target, plan.notes)
                 others.add(item)
                 seeded.append((value_from, ("ssm", item.region, item.name, "", role), None))
@@ -168,9 +169,16 @@ def _secret_name(container: str, target: SecretTarget, notes: list[Note]) -> str
     return secret
 
 
-def _parameter_item(container: str, target: ParameterTarget, notes: list[Note]) -> SeedItem:
-    """A parameter to create, in the account its reader's credentials are answered from."""
+def _parameter_item(container: str, target: ParameterTarget | ParameterPathTarget, notes: list[Note]) -> SeedItem:
+    """A parameter to create, in the account its reader's credentials are answered from; for a tree, one
+    parameter under its path."""
     role = target.role_arn or ""
+    if isinstance(target, ParameterPathTarget):
+        item = SeedItem("ssm", target.region, f"{target.prefix}{TREE_PARAMETER}", role_arn=role)
+        notes.append(Note("approximated", container, "parametersByPath", (
+            f"the parameter tree {target.path} is seeded with one parameter, {item.name}: its parameters' names "
+            "name the files")))
+        return item
     if target.account is not None:  # given as an ARN: the parameter's own account
         _check_account(container, target.account, target.base_name, notes, role)
     return SeedItem("ssm", target.region, _parameter_name(container, target.name, notes), role_arn=role)

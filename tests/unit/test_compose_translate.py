@@ -152,6 +152,18 @@ def test_a_jmes_path_entry_is_noted_as_approximated() -> None:
         "JSON: it fails locally (exit 3) until you seed a JSON document the expression matches"]
 
 
+def test_a_parameter_tree_is_seeded_with_one_parameter_under_its_path() -> None:
+    other = sidecar()
+    entries = [{"name": "app", "parametersByPath": "/prod/app/", "recursive": False}]
+    other["environment"] = [{"name": "SIDECAR_SECRETS", "value": json.dumps(entries)}]
+    plan = seed_plan(task(other, app()), "eu-west-1")
+    assert [(i.service, i.region, i.name) for i in plan.items] == [("ssm", "eu-west-1", "/prod/app/example")]
+    assert set(plan.contents) == {"/prod/app/"}
+    assert [n.line() for n in plan.notes] == [
+        "approximated: sidecar: parametersByPath: the parameter tree /prod/app is seeded with one parameter, "
+        "/prod/app/example: its parameters' names name the files"]
+
+
 def test_seed_plan_contents_account_and_unseeded() -> None:
     other = sidecar()
     other["environment"] = [
