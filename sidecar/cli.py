@@ -10,7 +10,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from sidecar.errors import EXIT_CONFIG, EXIT_OK, EXIT_UNEXPECTED, Interrupted, SidecarError
+from sidecar.errors import EXIT_CONFIG, EXIT_OK, EXIT_UNEXPECTED, ConfigError, Interrupted, SidecarError
 from sidecar.settings.arguments import (
     COMPOSE_COMMAND,
     IAM_POLICY_COMMAND,
@@ -27,6 +27,9 @@ if TYPE_CHECKING:
     from structlog.typing import FilteringBoundLogger
 
     from sidecar.metrics import Emitter, Meter
+
+if TYPE_CHECKING:
+    from structlog.typing import FilteringBoundLogger
 
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
@@ -54,13 +57,15 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
 
     from sidecar import log as logging
 
-    log = logging.configure(*logging_preferences(flags, environ))
+    live = args.command == "check" and bool(args.aws)
+    # A live check's report is stdout; its log events (api_call, retry, failed) go to stderr.
+    log = logging.configure(*logging_preferences(flags, environ), stream=sys.stderr if live else None)
     metrics = _RunMetrics(environ, log, started,
                           metrics_namespace(flags, environ) if args.command == "run" else None)
     try:
         settings = load_settings(flags, environ)
         if args.command == "check":
-            return _check(settings, as_json=bool(args.json))
+            return _check_command(settings, log, started, aws=live, read=bool(args.read), as_json=bool(args.json))
         if args.command == "healthcheck":
             return _healthcheck(settings)
         from sidecar.run import run
@@ -158,6 +163,19 @@ def _healthcheck(settings: Settings) -> int:
     healthy, message = assess(read_health(settings.output_dir), settings.health_max_age)
     print(message if healthy else f"unhealthy: {message}")
     return EXIT_OK if healthy else EXIT_UNEXPECTED
+
+
+def _check_command(settings: Settings, log: FilteringBoundLogger, started: float, *, aws: bool, read: bool,
+                   as_json: bool) -> int:
+    if read and not aws:
+        raise ConfigError("check --read needs --aws: it reads every value from AWS")
+    if not aws:
+        return _check(settings, as_json=as_json)
+    from sidecar.preflight import preflight, report_json, report_lines
+
+    report = preflight(settings, log, started, read=read)
+    print(report_json(report) if as_json else "\n".join(report_lines(report)))
+    return report.exit_code
 
 
 def _check(settings: Settings, *, as_json: bool) -> int:

@@ -26,12 +26,14 @@ IAM_POLICY_COMMAND: Final = "iam-policy"
 IAM_POLICY_FLAGS: Final = ("--task-definition", "--account", "--kms-key")
 EXIT_CODES: Final = """\
 exit codes:
-  0  every required secret was written (check: the configuration is valid)
+  0  every required secret was written (check: the configuration is valid; check --aws:
+     every required entry would succeed)
   1  unexpected error (a bug: please report it with the log)
   2  configuration error; nothing was fetched
   3  a secret could not be fetched or did not match its reference
      (not found, access denied, KMS decryption failure, json-key missing, too large,
-     retries or deadline exhausted, a role that could not be assumed)
+     retries or deadline exhausted, a role that could not be assumed;
+     check --aws: some required entry would fail so)
   4  the files could not be written (output directory missing or not writable, volume
      full or read-only, owner change not permitted); previous contents are untouched
   130, 143  stopped by SIGINT or SIGTERM before the set was committed; nothing was written
@@ -40,12 +42,13 @@ Every setting is also read from its SIDECAR_* environment variable and from the 
 by SIDECAR_CONFIG_FILE; flags win over the environment, the environment over the file.
 Documentation: docs/configuration.md"""
 JSON_FLAG: Final = "--json"
+PREFLIGHT_FLAGS: Final = ("--aws", "--read")  # check: ask AWS about each entry (docs/operations.md)
 FORMAT_FLAG: Final = "--format"
 COMPOSE_FLAGS: Final = ("--moto", "--image", "--no-seed")  # with --output-dir and --region, which settings have
 # Every long flag of every command, for "did you mean": from the table, not from argparse's internals.
 ALL_FLAGS: Final = (
     *(o.flag for o in OPTIONS), SECRETS.flag, CONFIG_FILE.flag, JSON_FLAG, FORMAT_FLAG, "--version", "--help",
-    *COMPOSE_FLAGS, *IAM_POLICY_FLAGS,
+    *COMPOSE_FLAGS, *IAM_POLICY_FLAGS, *PREFLIGHT_FLAGS,
 )
 
 
@@ -97,10 +100,16 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     check = commands.add_parser(
-        "check", parents=[common], help="validate the configuration and print the plan; no network access",
+        "check", parents=[common], help="validate the configuration and print the plan; no network access "
+        "unless --aws",
         epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    check.add_argument(JSON_FLAG, action="store_true", help="print the plan as JSON")
+    check.add_argument(JSON_FLAG, action="store_true", help="print the plan (with --aws: the report) as JSON")
+    check.add_argument("--aws", action="store_true", help="ask AWS, with the credentials at hand, whether each "
+                       "entry would succeed (metadata calls; no value is printed, nothing is written); exit 3 when "
+                       "a required entry would fail")
+    check.add_argument("--read", action="store_true", help="with --aws: fetch every value and render every file "
+                       "as a run would, then discard them (proves GetSecretValue, kms:Decrypt, json keys)")
     commands.add_parser(
         "healthcheck", parents=[common],
         help="refresh mode: exit 0 while the last good refresh is recent (for the ECS container health check)",

@@ -228,7 +228,8 @@ def _parliament(policy: dict[str, Any], tmp_path: Path) -> list[dict[str, Any]]:
 
 
 @pytest.mark.parametrize("name", ["task-role-policy.json", "task-role-policy-failover.json",
-                                  "execution-role-policy.json", "task-role-policy-parameter-tree.json"])
+                                  "execution-role-policy.json", "task-role-policy-parameter-tree.json",
+                                  "preflight-role-policy.json"])
 def test_parliament_finds_nothing_in_the_policies(name: str, tmp_path: Path) -> None:
     assert _parliament(_policy(name), tmp_path) == []
 
