@@ -19,9 +19,17 @@ from typing import TYPE_CHECKING, Final, Literal
 from sidecar.aws_errors import MAX_AWS_MESSAGE_CHARS, PERMISSION
 from sidecar.deadline import Deadline
 from sidecar.errors import EXIT_FETCH, EXIT_OK, FetchError
-from sidecar.outcomes import Failure, Fetched, Outcome
-from sidecar.probe import Metadata, ObjectMetadata, ParameterMetadata, Refused, SecretMetadata
-from sidecar.references import AWSCURRENT, ObjectTarget, ParameterTarget, Reference, SecretTarget, Target
+from sidecar.outcomes import Failure, Fetched, FetchedTree, Outcome
+from sidecar.probe import Answer, ObjectMetadata, ParameterMetadata, Refused, SecretMetadata, TreeMetadata
+from sidecar.references import (
+    AWSCURRENT,
+    ObjectTarget,
+    ParameterPathTarget,
+    ParameterTarget,
+    Reference,
+    SecretTarget,
+    Target,
+)
 from sidecar.retry_policy import ACCESS_DENIED_CODES, NOT_FOUND_CODES
 from sidecar.settings.model import Entry, Settings
 
@@ -119,12 +127,16 @@ def refusal_verdict(target: Target, code: str, message: str, operation: str) -> 
     if code in ACCESS_DENIED_CODES:
         action = action or PERMISSION.get(operation, operation)
         on = resource or what
-        hint = _denied_hint(target, operation)
+        hint = _denied_hint(target, operation, action)
         return Verdict("denied", f"{action} denied on {on} ({code}){hint}", code, action, resource or what)
     return Verdict("error", f"{operation} failed for {what} with {code}{said}", code)
 
 
-def _denied_hint(target: Target, operation: str) -> str:
+def _denied_hint(target: Target, operation: str, action: str) -> str:
+    if action == "sts:AssumeRole":
+        return "; the credentials at hand may not assume the entry's roleArn (its trust policy, or their own policy)"
+    if action != PERMISSION.get(operation):
+        return ""
     if operation == "DescribeSecret":
         return ("; a run needs only secretsmanager:GetSecretValue: grant DescribeSecret to the role that runs this "
                 "check, or check with --read")
@@ -134,7 +146,7 @@ def _denied_hint(target: Target, operation: str) -> str:
     return ""
 
 
-def metadata_verdict(target: Target, answer: Metadata | Failure) -> Verdict:
+def metadata_verdict(target: Target, answer: Answer) -> Verdict:
     """What a metadata call proves about one target."""
     if isinstance(answer, Refused):
         return refusal_verdict(target, answer.code, answer.message, answer.operation)
@@ -152,6 +164,9 @@ def metadata_verdict(target: Target, answer: Metadata | Failure) -> Verdict:
                            "does not (GetParameters: InvalidParameters)", "ParameterVersionNotFound")
         notes = (f"SecureString: decryption not checked ({READ_HINT})",) if answer.secure else ()
         return Verdict("ok", f"{what} exists", notes=notes)
+    if isinstance(target, ParameterPathTarget) and isinstance(answer, TreeMetadata):
+        return Verdict("ok", f"{what}: at least one parameter", notes=(
+            f"names and versions read without decryption: SecureStrings' decryption not checked ({READ_HINT})",))
     if isinstance(target, ObjectTarget) and isinstance(answer, ObjectMetadata):
         if not answer.version_found:
             return Verdict("version_missing", f"{what}: the object exists, that version does not (HeadObject)",
@@ -181,8 +196,12 @@ def _secret_verdict(target: SecretTarget, answer: SecretMetadata) -> Verdict:
 
 
 def failure_verdict(target: Target, failure: Failure) -> Verdict:
-    """A fetch's value-free failure (retries exhausted, too large, the deadline, a batch item's error)."""
-    verdict = refusal_verdict(target, failure.code, failure.reason, _READ_OPERATION[target.service])
+    """A fetch's value-free failure (retries exhausted, too large, the deadline, a batch item's error, an empty
+    tree)."""
+    operation = "GetParametersByPath" if isinstance(target, ParameterPathTarget) else _READ_OPERATION[target.service]
+    verdict = refusal_verdict(target, failure.code, failure.reason, operation)
+    if verdict.kind == "error" and failure.not_found:
+        return Verdict("missing", failure.reason, failure.code)
     return replace(verdict, detail=failure.reason) if verdict.kind in ("error", "missing") else verdict
 
 
@@ -190,10 +209,15 @@ def read_verdict(target: Target, outcome: Outcome) -> Verdict:
     """What a full fetch proves about one target: the value was fetched, so it exists and was decrypted."""
     if isinstance(outcome, Fetched):
         return Verdict("ok", f"{target.describe()} fetched (decrypted where encrypted); the value was discarded")
+    if isinstance(outcome, FetchedTree):
+        return Verdict("ok", f"{target.describe()}: {len(outcome.parameters)} parameter(s) fetched and decrypted; "
+                       "the values were discarded")
     if isinstance(outcome, Refused):
         verdict = refusal_verdict(target, outcome.code, outcome.message, outcome.operation)
-    else:
+    elif isinstance(outcome, Failure):
         verdict = failure_verdict(target, outcome)
+    else:  # a tree's page is followed up until its last: none is left unanswered
+        return Verdict("error", f"{target.describe()}: the tree was not read to its last page")
     if verdict.kind == "missing" and isinstance(target, ParameterTarget) and _selector(target):
         # GetParameters answers a missing version or label as it answers a missing parameter.
         return replace(verdict, detail=f"{verdict.detail}: the parameter or its version or label "
@@ -209,7 +233,7 @@ def entry_verdict(entry: Entry, verdicts: Mapping[Target, Verdict], rendered: st
     """An entry's verdict: the first reference that would fail, else ``rendered`` (a render's problem, read
     mode), else ok."""
     checked = tuple(
-        Checked(value_from, ref.target.describe(), verdicts.get(ref.target, Verdict(
+        Checked(value_from, _named(ref.target), verdicts.get(ref.target, Verdict(
             "error", f"{ref.target.describe()} was not checked")))
         for value_from, ref in _references(entry)
     )
@@ -220,6 +244,11 @@ def entry_verdict(entry: Entry, verdicts: Mapping[Target, Verdict], rendered: st
         notes = tuple(note for c in checked for note in c.verdict.notes)
         first = Verdict("ok", "; ".join(c.verdict.detail for c in checked), notes=notes)
     return EntryVerdict(entry.name, entry.optional, first, checked)
+
+
+def _named(target: Target) -> str:
+    role = f" as {target.role_arn}" if target.role_arn else ""
+    return f"{target.describe()}{role}"
 
 
 def _references(entry: Entry) -> list[tuple[str, Reference]]:
@@ -294,7 +323,7 @@ def preflight(settings: Settings, log: FilteringBoundLogger, started: float, *, 
     """Ask AWS about every entry with the credentials at hand; write nothing. SIDECAR_TIMEOUT, measured from
     ``started``, bounds the whole of it."""
     from sidecar import aws
-    from sidecar.probe import Perform, keeping_refusals, metadata, probe_plan
+    from sidecar.probe import keeping_refusals, metadata, probe_plan
     from sidecar.run import Job, check_regions, plan_for
 
     job = Job(settings, log)  # its clients and fetcher are the run's: same timeouts, retries and body limit
@@ -306,8 +335,7 @@ def preflight(settings: Settings, log: FilteringBoundLogger, started: float, *, 
         verdicts = {target: metadata_verdict(target, answers.get(target, _unanswered(target)))
                     for target in job.targets}
         return Report("metadata", tuple(entry_verdict(entry, verdicts) for entry in settings.entries))
-    values: Perform[Fetched] = aws.perform
-    fetched = fetcher.run(plan_for(settings), keeping_refusals(values))
+    fetched = fetcher.run(plan_for(settings), keeping_refusals(aws.perform))
     outcomes = {t: fetched.get(t, _unanswered(t)) for t in job.targets}
     verdicts = {t: read_verdict(t, fetched.get(t, _unanswered(t))) for t in job.targets}
     deadline = Deadline(settings.timeout_seconds - (time.monotonic() - started))
@@ -327,7 +355,7 @@ def render_check(settings: Settings, outcomes: Mapping[Target, Outcome], verdict
     entries: list[EntryVerdict] = []
     for entry in settings.entries:
         problem = None
-        if all(isinstance(outcomes.get(ref.target), Fetched) for ref in entry.references):
+        if all(isinstance(outcomes.get(ref.target), Fetched | FetchedTree) for ref in entry.references):
             try:
                 render(replace(settings, entries=(entry,), env_file=None), outcomes, deadline=deadline)
             except FetchError as exc:

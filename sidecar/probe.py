@@ -13,12 +13,13 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
-from sidecar import aws_errors
+from sidecar import aws, aws_errors
 from sidecar.aws import ClientFactory
 from sidecar.aws_errors import failure_for
-from sidecar.outcomes import Failure
+from sidecar.fetch import Perform
+from sidecar.outcomes import Checked, Failure, TreePage
 from sidecar.plan import Call
-from sidecar.references import ObjectTarget, ParameterTarget, SecretTarget, Target
+from sidecar.references import ObjectTarget, ParameterPathTarget, ParameterTarget, SecretTarget, Target
 
 if TYPE_CHECKING:
     from mypy_boto3_s3.type_defs import HeadObjectRequestTypeDef
@@ -67,6 +68,12 @@ class ParameterMetadata(Metadata):
 
 
 @dataclass(frozen=True)
+class TreeMetadata(Metadata):
+    """GetParametersByPath, without decryption, found at least one parameter under the path (names and
+    versions only: refresh mode's check of a tree, every page read)."""
+
+
+@dataclass(frozen=True)
 class ObjectMetadata(Metadata):
     """What HeadObject says of an object (and of its latest version, when a version was asked for)."""
 
@@ -74,7 +81,6 @@ class ObjectMetadata(Metadata):
     kms_key_id: str | None  # SSE-KMS: reading it needs kms:Decrypt, which HeadObject did not use
 
 
-Perform = Callable[[ClientFactory, Call, int], dict[Target, R | Failure]]
 
 
 def probe_plan(targets: Iterable[Target]) -> tuple[Call, ...]:
@@ -82,20 +88,22 @@ def probe_plan(targets: Iterable[Target]) -> tuple[Call, ...]:
     and per object. Parameters go one per call: IAM denies a GetParameters call as a whole when one of its
     names is denied, and a preflight must say which entry is denied."""
     calls: list[Call] = []
-    secrets: dict[tuple[str, str], list[Target]] = {}
+    secrets: dict[tuple[str, str, str], list[Target]] = {}
     for target in sorted(set(targets), key=lambda t: (t.service, repr(t))):
         if isinstance(target, SecretTarget):
-            secrets.setdefault((target.region, target.secret_id), []).append(target)
+            secrets.setdefault((target.region, target.role_arn or "", target.secret_id), []).append(target)
         elif isinstance(target, ParameterTarget):
-            calls.append(Call(target.service, target.region, "GetParameters", (target,)))
+            calls.append(Call(target.service, target.region, "GetParameters", (target,), target.role_arn))
+        elif isinstance(target, ParameterPathTarget):
+            calls.append(Call(target.service, target.region, "GetParametersByPath", (target,), target.role_arn))
         else:
-            calls.append(Call(target.service, target.region, "HeadObject", (target,)))
-    calls += [Call(SecretTarget.service, region, "DescribeSecret", tuple(group))
-              for (region, _), group in sorted(secrets.items())]
+            calls.append(Call(target.service, target.region, "HeadObject", (target,), target.role_arn))
+    calls += [Call(SecretTarget.service, region, "DescribeSecret", tuple(group), role or None)
+              for (region, role, _), group in sorted(secrets.items())]
     return tuple(calls)
 
 
-def keeping_refusals(perform: Perform[R]) -> Perform[R]:
+def keeping_refusals(perform: Perform[R]) -> Perform[R | Failure]:
     """``perform``, with a permanent AWS error answered for every target of the call instead of raised. A
     ``BatchGetSecretValue`` still raises: the fetcher falls back to single calls on its denial."""
 
@@ -112,14 +120,17 @@ def keeping_refusals(perform: Perform[R]) -> Perform[R]:
     return performed
 
 
-def metadata(clients: ClientFactory, call: Call, _max_bytes: int = 0) -> dict[Target, Metadata | Failure]:
+Answer = Metadata | TreePage | Failure  # a tree's page before the last is followed up (``plan.follow_ups``)
+
+
+def metadata(clients: ClientFactory, call: Call, _max_bytes: int = 0) -> dict[Target, Answer]:
     """One metadata call; a failed call raises (``keeping_refusals`` keeps the permanent errors)."""
     return _PROBES[call.operation](clients, call)
 
 
-def _describe_secret(clients: ClientFactory, call: Call) -> dict[Target, Metadata | Failure]:
+def _describe_secret(clients: ClientFactory, call: Call) -> dict[Target, Answer]:
     secret_id = call.targets[0].secret_id if isinstance(call.targets[0], SecretTarget) else ""
-    described = clients.secretsmanager(call.region).describe_secret(SecretId=secret_id)
+    described = clients.secretsmanager(call.region, call.role_arn).describe_secret(SecretId=secret_id)
     answer = SecretMetadata(
         stages={version: tuple(labels) for version, labels in described.get("VersionIdsToStages", {}).items()},
         kms_key_id=described.get("KmsKeyId"),
@@ -128,14 +139,15 @@ def _describe_secret(clients: ClientFactory, call: Call) -> dict[Target, Metadat
     return dict.fromkeys(call.targets, answer)
 
 
-def _parameter(clients: ClientFactory, call: Call) -> dict[Target, Metadata | Failure]:
+def _parameter(clients: ClientFactory, call: Call) -> dict[Target, Answer]:
     (target,) = call.targets
     assert isinstance(target, ParameterTarget)  # noqa: S101 - the probe plan only puts parameters here
     selector = not target.is_secret_reference and ":" in target.name
     base = replace(target, name=target.base_name).request_name if selector else None
     names = [target.request_name, *([base] if base else [])]
     # Parameter Store answers a reference to a Secrets Manager secret only when asked to decrypt.
-    response = clients.ssm(call.region).get_parameters(Names=names, WithDecryption=target.is_secret_reference)
+    response = clients.ssm(call.region, call.role_arn).get_parameters(Names=names,
+                                                                      WithDecryption=target.is_secret_reference)
     invalid = set(response.get("InvalidParameters", []))
     secure = any(p.get("Type") == "SecureString" for p in response.get("Parameters", []))
     answer = ParameterMetadata(target.request_name not in invalid, None if base is None else base not in invalid,
@@ -143,10 +155,16 @@ def _parameter(clients: ClientFactory, call: Call) -> dict[Target, Metadata | Fa
     return {target: answer}
 
 
-def _head_object(clients: ClientFactory, call: Call) -> dict[Target, Metadata | Failure]:
+def _tree(clients: ClientFactory, call: Call) -> dict[Target, Answer]:
+    # Refresh mode's check of a tree: every page, names and versions, without decryption.
+    return {target: TreeMetadata() if isinstance(answer, Checked) else answer
+            for target, answer in aws.check(clients, call).items()}
+
+
+def _head_object(clients: ClientFactory, call: Call) -> dict[Target, Answer]:
     (target,) = call.targets
     assert isinstance(target, ObjectTarget)  # noqa: S101 - the probe plan only puts objects here
-    s3 = clients.s3(call.region)
+    s3 = clients.s3(call.region, call.role_arn)
     params: HeadObjectRequestTypeDef = {"Bucket": target.bucket, "Key": target.key}
     if target.version_id:
         params["VersionId"] = target.version_id
@@ -161,8 +179,9 @@ def _head_object(clients: ClientFactory, call: Call) -> dict[Target, Metadata | 
     return {target: ObjectMetadata(True, head.get("SSEKMSKeyId"))}
 
 
-_PROBES: Final[dict[str, Callable[[ClientFactory, Call], dict[Target, Metadata | Failure]]]] = {
+_PROBES: Final[dict[str, Callable[[ClientFactory, Call], dict[Target, Answer]]]] = {
     "DescribeSecret": _describe_secret,
     "GetParameters": _parameter,
+    "GetParametersByPath": _tree,
     "HeadObject": _head_object,
 }

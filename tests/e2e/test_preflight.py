@@ -293,3 +293,32 @@ def test_check_without_aws_stays_offline(outdir: Path) -> None:
 
     assert result.code == 0
     assert result.stdout.startswith("configuration is valid: 1 entries, 1 API call(s)")
+
+
+# --- parameter trees ----------------------------------------------------------------------------------------
+
+
+def test_a_parameter_tree_is_ok_when_it_has_a_parameter_and_missing_when_empty(
+    aws: Any, outdir: Path, secret_values: SecretValues
+) -> None:
+    for name in ("db/password", "db/user", "api/key"):
+        aws.ssm.put_parameter(Name=f"/pf/tree/{name}", Value=secret_values.add(f"pf-tree-{name}-6621"),
+                              Type="SecureString")
+    entries = [{"name": "app", "parametersByPath": "/pf/tree"},
+               {"name": "empty", "parametersByPath": "/pf/nothing"},
+               {"name": "maybe", "parametersByPath": "/pf/nothing/either", "optional": True}]
+
+    metadata = _check(aws.endpoint, outdir, entries, "--json")
+    read = _check(aws.endpoint, outdir, entries, "--read", "--json")
+
+    for result, said in ((metadata, "at least one parameter"), (read, "3 parameter(s) fetched and decrypted")):
+        assert result.code == 3, result.stdout + result.stderr
+        verdicts = _by_name(_document(result))
+        assert {name: (e["verdict"], e["warning"]) for name, e in verdicts.items()} == {
+            "app": ("ok", False), "empty": ("missing", False), "maybe": ("missing", True)}
+        assert said in verdicts["app"]["detail"]
+        assert "there is no parameter under /pf/nothing" in verdicts["empty"]["detail"]
+        # File names under a tree come from AWS: the report names the entry, never a file under it.
+        assert "db/password" not in result.stdout
+    calls = [e["operation"] for e in map(json.loads, metadata.stderr.splitlines()) if e.get("event") == "api_call"]
+    assert calls == ["GetParametersByPath"] * 3
