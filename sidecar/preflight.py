@@ -330,16 +330,33 @@ def preflight(settings: Settings, log: FilteringBoundLogger, started: float, *, 
     check_regions(settings, job.clients.session)
     fetcher = job.fetcher(max(0.0, settings.timeout_seconds - (time.monotonic() - started)))
     fetcher.resolve_credentials()
+    calls = plan_for(settings) if read else probe_plan(job.targets)
+    # A role that cannot be assumed fails the entries read through it, not the whole check.
+    roles: dict[tuple[str, str], Verdict] = {}
+    for role_arn, region in sorted({(c.role_arn, c.region) for c in calls if c.role_arn is not None}):
+        try:
+            fetcher.resolve_roles([c for c in calls if (c.role_arn, c.region) == (role_arn, region)])
+        except FetchError as exc:
+            roles[role_arn, region] = role_verdict(role_arn, exc.message)
+    calls = tuple(c for c in calls if c.role_arn is None or (c.role_arn, c.region) not in roles)
+    not_assumed = {t: roles[t.role_arn, t.region] for t in job.targets
+                   if t.role_arn is not None and (t.role_arn, t.region) in roles}
     if not read:
-        answers = fetcher.run(probe_plan(job.targets), keeping_refusals(metadata))
-        verdicts = {target: metadata_verdict(target, answers.get(target, _unanswered(target)))
-                    for target in job.targets}
+        answers = fetcher.run(calls, keeping_refusals(metadata))
+        verdicts = {t: not_assumed.get(t) or metadata_verdict(t, answers.get(t, _unanswered(t))) for t in job.targets}
         return Report("metadata", tuple(entry_verdict(entry, verdicts) for entry in settings.entries))
-    fetched = fetcher.run(plan_for(settings), keeping_refusals(aws.perform))
+    fetched = fetcher.run(calls, keeping_refusals(aws.perform))
     outcomes = {t: fetched.get(t, _unanswered(t)) for t in job.targets}
-    verdicts = {t: read_verdict(t, fetched.get(t, _unanswered(t))) for t in job.targets}
+    verdicts = {t: not_assumed.get(t) or read_verdict(t, outcomes[t]) for t in job.targets}
     deadline = Deadline(settings.timeout_seconds - (time.monotonic() - started))
     return render_check(settings, outcomes, verdicts, deadline)
+
+
+def role_verdict(role_arn: str, reason: str) -> Verdict:
+    """The verdict of every reference read through a role that could not be assumed (the run's reason)."""
+    if "access denied" in reason:
+        return Verdict("denied", reason, "AccessDenied", "sts:AssumeRole", role_arn)
+    return Verdict("error", reason)
 
 
 def _unanswered(target: Target) -> Failure:

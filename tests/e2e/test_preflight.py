@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from tests.conftest import ACCOUNT, REGION, SecretValues, SidecarResult, run_sidecar, sidecar_env
-from tests.e2e.faultproxy import FaultProxy, json_error, s3_error
+from tests.e2e.faultproxy import FaultProxy, json_error, query_error, s3_error
 from tests.e2e.helpers import full_state, secrets_json
+from tests.e2e.test_roles import Account
 
 ROLE = f"arn:aws:sts::{ACCOUNT}:assumed-role/ci-deploy/preflight"
 
@@ -322,3 +323,35 @@ def test_a_parameter_tree_is_ok_when_it_has_a_parameter_and_missing_when_empty(
         assert "db/password" not in result.stdout
     calls = [e["operation"] for e in map(json.loads, metadata.stderr.splitlines()) if e.get("event") == "api_call"]
     assert calls == ["GetParametersByPath"] * 3
+
+
+# --- roles --------------------------------------------------------------------------------------------------
+
+
+def test_an_entry_read_through_a_role_is_checked_with_it_and_a_refused_role_fails_only_its_entries(
+    aws: Any, outdir: Path, secret_values: SecretValues, proxy: FaultProxy
+) -> None:
+    reader, other = "arn:aws:iam::111111111111:role/reader", "arn:aws:iam::222222222222:role/other"
+    for role in (reader, other):
+        account = Account(aws.endpoint, role)
+        account.parameter("/shared/api-key", str(secret_values.add(f"pf-shared-{role[13:25]}-key")))
+    seeded = _seed(aws, secret_values)
+    refusal = query_error("sts.AssumeRole", "AccessDenied", _denied("sts:AssumeRole", other))
+    refusal.request_contains = b"role%2Fother"  # the other role only: the reader's is forwarded to moto
+    proxy.add(refusal)
+    entries = [*_present(seeded["arn"]),
+               {"name": "shared", "valueFrom": "/shared/api-key", "roleArn": reader},
+               {"name": "refused", "valueFrom": "/shared/api-key", "roleArn": other}]
+
+    for flags in ((), ("--read",)):
+        result = _check(proxy.url, outdir, entries, "--json", *flags)
+
+        assert result.code == 3, result.stdout + result.stderr
+        by_name = _by_name(_document(result))
+        assert {name: e["verdict"] for name, e in by_name.items()} == {
+            "db_user": "ok", "api_key": "ok", "host": "ok", "tls_key": "ok", "shared": "ok", "refused": "denied"}
+        refused = by_name["refused"]
+        assert (refused["action"], refused["resource"]) == ("sts:AssumeRole", other)
+        assert by_name["shared"]["references"][0]["target"] == f"parameter /shared/api-key in {REGION} as {reader}"
+        calls = [e for e in map(json.loads, result.stderr.splitlines()) if e.get("event") == "api_call"]
+        assert {c.get("role_arn") for c in calls} == {None, reader}
