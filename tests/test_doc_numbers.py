@@ -16,8 +16,21 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from botocore.credentials import _DEFAULT_ADVISORY_REFRESH_TIMEOUT as ADVISORY_REFRESH_SECONDS
 
-from sidecar import aws, bodylimit, metrics, names, notify, plan, references, refresh, retry_policy, task_metadata
+from sidecar import (
+    assumed_role,
+    aws,
+    bodylimit,
+    metrics,
+    names,
+    notify,
+    plan,
+    references,
+    refresh,
+    retry_policy,
+    task_metadata,
+)
 from sidecar.lint import start_timeout
 from sidecar.settings import model as config
 from sidecar.settings.options import OPTIONS
@@ -104,6 +117,10 @@ CLAIMS = (
     Claim("that is the {} metrics of the family set plus {} per outcome that occurred: {} for",
           (len(metrics.METRICS), len(metrics.METRICS), 2 * len(metrics.METRICS))),
     Claim("1-{} ASCII letters, digits, spaces", (metrics.MAX_NAMESPACE_CHARS,)),
+    # an assumed role's session, and when botocore renews its credentials (botocore/credentials.py)
+    Claim("`sts:RoleSessionName`) and lasts {} s", (assumed_role.DURATION_SECONDS,)),
+    Claim("session `secrets-sidecar`, {} s)", (assumed_role.DURATION_SECONDS,)),
+    Claim("renew when less than {} minutes are left", (ADVISORY_REFRESH_SECONDS / 60,)),
     Claim("values-per-call x ({} x SIDECAR_MAX_BYTES + {} KiB) + {} KiB",
           (bodylimit.JSON_ESCAPE_FACTOR, bodylimit.ITEM_OVERHEAD_BYTES / 1024,
            bodylimit.RESPONSE_OVERHEAD_BYTES / 1024)),
