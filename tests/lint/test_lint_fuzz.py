@@ -58,7 +58,7 @@ ENTRY = st.fixed_dictionaries(
         "valueFrom": SEED | JSON, "mode": st.sampled_from(["0400", "0440", "0444", "0666", "²"]) | JSON,
         "uid": JSON, "gid": JSON, "template": SEED, "templateFile": SEED, "inputs": st.dictionaries(
             st.sampled_from(["a", "db", "x-y"]), SEED | JSON, max_size=2),
-        "expand": JSON, "optional": JSON,
+        "expand": JSON, "optional": JSON, "parametersByPath": SEED | JSON, "recursive": JSON,
     },
 )
 SIDECAR_VALUE = st.one_of(

@@ -81,6 +81,17 @@ def test_per_entry_modes_and_owners_are_checked_entry_by_entry() -> None:
     assert "modes and owners 0400 10001:1000, 0440 10001:2000" in finding.message
 
 
+def test_a_parameter_trees_files_are_checked_as_its_directorys() -> None:
+    task = good_task()
+    set_env(task, SIDECAR, "SIDECAR_SECRETS", json.dumps([
+        {"name": "shared", "parametersByPath": "/prod/app/shared"},
+        {"name": "private", "parametersByPath": "/prod/app/private", "mode": "0400"},
+    ]))
+    (finding,) = hits(task, "reader-cannot-read")
+    assert "cannot read 'private/*'" in finding.message
+    assert "'shared" not in finding.message
+
+
 def test_a_numeric_uid_without_gid_is_a_warning_when_the_group_decides() -> None:
     task = good_task()
     container(task, "app")["user"] = "1000"
