@@ -134,6 +134,7 @@ def policies(configurations: Iterable[Settings], scope: Scope) -> Policies:
     notes: list[str] = []
     by_principal: dict[str | None, set[Grant]] = {None: set()}  # None: the task role
     for settings in configurations:
+        notes += _optional_object_notes(settings)
         for call in required_calls(settings):
             role = call.role_arn
             # A role's calls are signed by that role: its statements go in its policy, the task role only
@@ -289,6 +290,18 @@ def _other_account(secret_arn: str, scope: Scope) -> list[str]:
     return [f"secret {secret_arn} is in account {account}, not the task's ({scope.account}): its resource policy "
             "must also allow the task role, and its KMS key (a customer-managed one: the default key cannot be "
             "shared) must allow kms:Decrypt to it"]
+
+
+def _optional_object_notes(settings: Settings) -> list[str]:
+    """S3 answers a missing object with 403, not 404, unless the caller may list the bucket (S3 API reference,
+    GetObject): an optional entry's absent object then fails the run instead of being skipped."""
+    return [
+        f"entry {entry.name!r} is optional, but S3 says an object is missing (404) only to a principal with "
+        f"s3:ListBucket on arn:aws:s3:::{ref.target.bucket}, and access denied (403) otherwise, which fails the "
+        "run: grant s3:ListBucket (it lists every key of the bucket) or make the entry required"
+        for entry in settings.entries if entry.optional
+        for ref in entry.references if isinstance(ref.target, ObjectTarget)
+    ]
 
 
 def _kms_notes(scope: Scope, grants: Iterable[Grant]) -> list[str]:

@@ -440,3 +440,14 @@ def test_with_a_role_for_every_entry_the_task_role_may_only_assume_it() -> None:
     role = {s["Action"]: s for s in result.roles[ROLE]["Statement"]}
     assert role["ssm:GetParameters"]["Resource"] == f"arn:aws:ssm:eu-west-1:{OTHER}:parameter/shared/db"
     assert role["ssm:GetParametersByPath"]["Resource"] == f"arn:aws:ssm:eu-west-1:{OTHER}:parameter/shared/app"
+
+
+def test_an_optional_object_is_noted_for_the_403_s3_gives_without_list_bucket() -> None:
+    entries = [{"name": "maybe", "valueFrom": "s3://bucket/maybe.json", "optional": True},
+               {"name": "sure", "valueFrom": "s3://bucket/sure.json"}]
+    result = policies([_tree_settings(*entries)], Scope(ACCOUNT))
+    listed = [note for note in result.notes if "s3:ListBucket" in note]
+    assert len(listed) == 1
+    assert "entry 'maybe' is optional" in listed[0]
+    assert "arn:aws:s3:::bucket" in listed[0]
+    assert "s3:ListBucket" not in {s["Action"] for s in result.task_role["Statement"]}
