@@ -19,7 +19,6 @@ and moto/iam/access_control.py, and so what these tests can prove:
 from __future__ import annotations
 
 import json
-import re
 import socket
 import subprocess
 import sys
@@ -43,6 +42,7 @@ from tests.conftest import (
     sidecar_env,
 )
 from tests.e2e.helpers import assert_failed, assert_ok, secrets_json
+from tests.iam_wildcards import iam_matches
 
 BUCKET = "app-config-bucket"
 NOT_ENFORCED_BY_MOTO = ("secretsmanager:", "ssm:")  # authorised against "*" whatever the policy's resource
@@ -160,12 +160,6 @@ def _user_with(moto: Moto, document: dict[str, Any], secret_values: SecretValues
             "AWS_SECRET_ACCESS_KEY": str(secret_values.add(key["SecretAccessKey"]))}
 
 
-def _matches(pattern: str, arn: str) -> bool:
-    """IAM's matching: ``*`` any run of characters, ``?`` exactly one, ``${*}`` ``${?}`` ``${$}`` literals."""
-    parts = re.split(r"(\$\{[*?$]\}|\*|\?)", pattern)
-    regex = "".join({"*": ".*", "?": "."}.get(p, re.escape(p[2] if p.startswith("${") else p)) for p in parts)
-    return re.fullmatch(regex, arn) is not None
-
 
 def _resources(statement: dict[str, Any]) -> list[str]:
     resource = statement["Resource"]
@@ -194,7 +188,7 @@ def test_the_generated_policy_is_enough_for_every_kind_of_reference(
     # its six-character wildcard, and nothing else.
     secrets = _resources(granted["secretsmanager:GetSecretValue"])
     assert secrets == [real["api"][: -len("-AbCdEf")] + "-??????", real["db"]]
-    assert all(any(_matches(r, real[name]) for r in secrets) for name in ("db", "api"))
+    assert all(any(iam_matches(r, real[name]) for r in secrets) for name in ("db", "api"))
     assert _resources(granted["ssm:GetParameters"]) == [real["token"]]
     assert _resources(granted["ssm:GetParametersByPath"]) == [real["token"].replace("/token", "/tree")]
 

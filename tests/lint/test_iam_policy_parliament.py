@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -10,9 +11,11 @@ from typing import Any
 import pytest
 
 from sidecar.iam_policy import Scope, policies
+from sidecar.iam_policy_command import iam_policy_command
 from sidecar.references import ObjectTarget, ParameterTarget, Reference, SecretTarget
 from sidecar.settings.load import settings_from
 from sidecar.settings.model import Entry, Settings
+from tests.iam_wildcards import iam_matches
 from tests.lint.test_lint_examples import _parliament
 
 ACCOUNT = "123456789012"
@@ -84,3 +87,34 @@ def test_decrypt_with_any_key_is_the_one_finding_and_it_is_the_users_choice(tmp_
     result = policies([_settings()], Scope(ACCOUNT, ("*",)))
     findings = _parliament(result.task_role, tmp_path)
     assert [(f["issue"], f["detail"]) for f in findings] == [("RESOURCE_STAR", ["kms:Decrypt"])]
+
+
+# --- the examples: the generator's policy for each example task definition ----------------------------------
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = sorted((ROOT / "task-definitions").glob("*.json"))
+
+
+def _allowed_by(example: dict[str, Any], action: str, resource: str) -> bool:
+    for statement in example["Statement"]:
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+        if action in actions and any(iam_matches(pattern, resource) for pattern in resources):
+            return True
+    return False
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
+def test_each_example_task_definitions_policy_is_within_the_example_policy_and_passes_parliament(
+    path: Path, tmp_path: Path
+) -> None:
+    out, err = io.StringIO(), io.StringIO()
+    code = iam_policy_command({"region": "eu-west-1"}, {}, task_definition=str(path), stdout=out, stderr=err)
+    assert code == 0, err.getvalue()
+    generated = json.loads(out.getvalue())
+    assert _parliament(generated, tmp_path) == []
+    # The hand-written example grants prefixes; what the generator grants for the example task is inside them.
+    example = json.loads((ROOT / "task-definitions" / "iam" / "task-role-policy.json").read_text())
+    for statement in generated["Statement"]:
+        for resource in ([statement["Resource"]] if isinstance(statement["Resource"], str) else statement["Resource"]):
+            assert _allowed_by(example, statement["Action"], resource), (statement["Action"], resource)

@@ -21,6 +21,7 @@ from sidecar.plan import Operation
 from sidecar.references import ObjectTarget, ParameterTarget, Reference, SecretTarget, Target
 from sidecar.settings.load import settings_from
 from sidecar.settings.model import Entry, Settings
+from tests.iam_wildcards import iam_matches
 
 ACCOUNT = "123456789012"
 OTHER = "210987654321"
@@ -186,12 +187,6 @@ REFERENCES = st.one_of(
 )
 
 
-def _matches(pattern: str, arn: str) -> bool:
-    """IAM's matching of a resource pattern: ``*`` any run, ``?`` one character, ``${*}`` etc. literals."""
-    parts = re.split(r"(\$\{[*?$]\}|\*|\?)", pattern)
-    regex = "".join({"*": ".*", "?": "."}.get(p, re.escape(p[2] if p.startswith("${") else p)) for p in parts)
-    return re.fullmatch(regex, arn) is not None
-
 
 @given(st.lists(REFERENCES, min_size=1, max_size=25, unique=True), st.sampled_from(["auto", "always", "never"]),
        st.booleans())
@@ -218,7 +213,7 @@ def test_every_call_of_every_plan_is_allowed_on_the_real_arn(
             }[target.service](target)
             wanted = "s3:GetObjectVersion" if call.operation == "GetObject" and getattr(target, "version_id", None) \
                 else action
-            assert any(a == wanted and _matches(r, real) for a, r in allowed), (wanted, real, document)
+            assert any(a == wanted and iam_matches(r, real) for a, r in allowed), (wanted, real, document)
 
 
 # --- the command ------------------------------------------------------------------------------------------
