@@ -150,3 +150,12 @@ def test_a_throttled_assume_role_is_retried_by_the_run_policy(
         ("assume_role", READER, REGION, 1), ("assume_role", READER, REGION, 2)]
     assert [s.action for s in proxy.seen if s.operation == "sts.AssumeRole"] == ["status 400", "status 400",
                                                                                   "forwarded"]
+
+
+def test_a_role_arn_of_the_wrong_shape_is_exit_2_before_any_call(moto: str, proxy: FaultProxy, outdir: Path) -> None:
+    user = "arn:aws:iam::111111111111:user/reader"
+    result = run_sidecar(_env(proxy.url, outdir, {"name": "a", "valueFrom": "/shared/api-key", "roleArn": user}))
+    failed = assert_failed(result, 2)
+    assert failed["reason"] == (f"SIDECAR_SECRETS[0] ('a'): roleArn: {user!r} names an IAM user, not a role; "
+                                "expected arn:PARTITION:iam::ACCOUNT:role/[PATH/]NAME")
+    assert (proxy.seen, list(outdir.iterdir())) == ([], [])
