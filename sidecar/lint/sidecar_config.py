@@ -26,6 +26,7 @@ from sidecar.lint.task import (
     sidecar_arguments,
     sidecar_process_ids,
 )
+from sidecar.run import check_regions
 from sidecar.settings.arguments import UsageError, container_command_flags
 from sidecar.settings.load import settings_from
 from sidecar.settings.model import Settings
@@ -87,6 +88,7 @@ def _load(container: Container, region: str | None = PLACEHOLDER_REGION) -> _Loa
         flags[SECRETS.key], names = without_template_files(flags[SECRETS.key])
         unread += [f"{SECRETS.flag} entry {entry!r}" for entry in names]
     settings = settings_from(flags, environ, {}, process_uid=uid, process_gid=gid)
+    check_regions(settings)  # a mistyped region or failover region: the sidecar exits 2 before any call
     return _Loaded(settings, tuple(unread), config_file_flag)
 
 

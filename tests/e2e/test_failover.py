@@ -58,6 +58,8 @@ def test_a_dead_primary_is_served_by_the_replica_and_the_log_and_manifest_say_so
     result = run_sidecar(_env(proxy, outdir, {"name": "db", "valueFrom": arn}, SIDECAR_METRICS="emf"))
 
     done = assert_ok(result)
+    print(f"FIGURE failover down={down.replace(' ', '_')} duration_ms={done['duration_ms']} "
+          f"api_calls={done['api_calls']}")
     assert (outdir / "db").read_bytes() == VALUE.encode()
     (metrics,) = [e for e in result.events if e["event"] == "metrics"]
     assert (metrics["Failovers"], metrics["ApiCalls"], metrics["Retries"]) == (
@@ -141,7 +143,8 @@ def test_both_regions_dead_fails_with_exit_3_within_the_timeout(
     result = run_sidecar(_env(proxy, previous, {"name": "db", "valueFrom": arn}, SIDECAR_TIMEOUT=f"{timeout:g}"))
     elapsed = time.monotonic() - started
 
-    print(f"both regions dead: exit {result.code} after {elapsed:.2f}s (SIDECAR_TIMEOUT {timeout:g}s)")
+    print(f"FIGURE failover both_dead exit={result.code} elapsed_s={elapsed:.2f} timeout_s={timeout:g} "
+          f"requests={len(proxy.seen_for(GET_SECRET))}")
     assert_failed(result, 3, "'db'", "ServiceUnavailableException", f"in the failover region {FAILOVER} "
                   f"({REGION} was unavailable)")
     assert elapsed < timeout + 1.5

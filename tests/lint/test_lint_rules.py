@@ -520,3 +520,36 @@ def test_the_shipped_ec2_example_keeps_its_tmpfs_mounted_with_a_refresh_mode_sid
     assert hits(task, "tmpfs-run-once") == []
     set_env(task, "secrets-sidecar", "SIDECAR_REFRESH_INTERVAL", "")  # back to run-once: the bug it had
     assert [f.rule for f in lint(task) if f.rule == "tmpfs-run-once"] == ["tmpfs-run-once"]
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "says"),
+    [
+        ("SIDECAR_FAILOVER_REGION", "us-esat-1", "is not a known AWS region; did you mean us-east-1?"),
+        ("SIDECAR_FAILOVER_REGION", "eu-west-1", "is the region of secret"),
+        ("SIDECAR_SECRETS", json.dumps([{"name": "db", "valueFrom": JMES_ARN, "failoverRegion": "eu-centrl-1"}]),
+         "failover region <value hidden> is not a known AWS region"),
+        ("SIDECAR_SECRETS", json.dumps([{"name": "cfg", "valueFrom": "s3://bucket/app.conf",
+                                         "failoverRegion": "eu-central-1"}]),
+         "failoverRegion does not apply to object <value hidden>: an S3 object lives in one bucket"),
+        ("SIDECAR_SECRETS", json.dumps([{"name": "db", "valueFrom": JMES_ARN, "failoverregion": "eu-central-1"}]),
+         "unknown key 'failoverregion' (did you mean failoverRegion?)"),
+    ],
+)
+def test_a_failover_region_the_sidecar_rejects_is_an_error(variable: str, value: str, says: str) -> None:
+    task = good_task()
+    set_env(task, "secrets-sidecar", "SIDECAR_SECRETS", json.dumps([{"name": "db", "valueFrom": JMES_ARN}]))
+    set_env(task, "secrets-sidecar", variable, value)
+    (finding,) = hits(task, "sidecar-config")
+    assert (finding.severity, finding.container) == ("error", "secrets-sidecar")
+    assert says in finding.message
+    assert "exit with code 2" in finding.message
+
+
+def test_a_valid_failover_region_is_no_finding() -> None:
+    task = good_task()
+    entries = [{"name": "db", "valueFrom": JMES_ARN}, {"name": "token", "valueFrom": "/prod/app/token",
+                                                       "failoverRegion": "eu-central-1"}]
+    set_env(task, "secrets-sidecar", "SIDECAR_SECRETS", json.dumps(entries))
+    set_env(task, "secrets-sidecar", "SIDECAR_FAILOVER_REGION", "eu-central-1")
+    assert hits(task, "sidecar-config") == []

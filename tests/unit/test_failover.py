@@ -4,6 +4,8 @@ No network, no real time."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 from typing import Any
 
@@ -16,6 +18,7 @@ from structlog.testing import capture_logs
 
 from sidecar import aws_errors
 from sidecar.aws import answered_parameter
+from sidecar.cli import main
 from sidecar.config import load_settings
 from sidecar.deadline import Deadline
 from sidecar.errors import ConfigError
@@ -352,3 +355,34 @@ def test_a_bad_failover_region_is_a_precise_configuration_error(entry: dict[str,
 
 def test_an_s3_object_never_gets_a_failover_region() -> None:
     assert ObjectTarget(EU, "bucket", "key").failover_region is None
+
+
+def _check(*args: str, **env: str) -> tuple[int, str]:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
+        code = main(["check", *args], {**BASE, **env})
+    structlog.reset_defaults()
+    return code, out.getvalue()
+
+
+def test_check_shows_each_calls_failover_region() -> None:
+    entries = json.dumps([{"name": "db", "valueFrom": ARN}, {"name": "api", "valueFrom": "/p/api"},
+                          {"name": "cfg", "valueFrom": "/p/cfg", "failoverRegion": DE}])
+    code, text = _check(SIDECAR_SECRETS=entries, SIDECAR_FAILOVER_REGION=US)
+    assert code == 0, text
+    lines = [line.strip() for line in text.splitlines() if line.strip().startswith("call")]
+    assert sorted(lines) == sorted([
+        f"call  secretsmanager GetSecretValue in {EU} (failover {US}): secret {ARN}",
+        f"call  ssm GetParameters in {EU}: parameter /p/api in {EU}",
+        f"call  ssm GetParameters in {EU} (failover {DE}): parameter /p/cfg in {EU}",
+    ])
+    code, text = _check("--json", SIDECAR_SECRETS=entries, SIDECAR_FAILOVER_REGION=US)
+    assert code == 0
+    assert sorted((c["operation"], c["failoverRegion"] or "-") for c in json.loads(text)["calls"]) == [
+        ("GetParameters", "-"), ("GetParameters", DE), ("GetSecretValue", US)]
+
+
+def test_check_refuses_a_mistyped_failover_region_with_exit_2() -> None:
+    code, text = _check(SIDECAR_SECRETS=json.dumps([{"name": "db", "valueFrom": ARN}]),
+                        SIDECAR_FAILOVER_REGION="us-east-l")
+    assert code == 2, text
