@@ -36,7 +36,8 @@ ANY_RESOURCE: Final = "*"
 SECRET_SUFFIX: Final = re.compile(r"-[A-Za-z0-9]{6}$")
 SECRET_SUFFIX_WILDCARD: Final = "-??????"  # noqa: S105 - an ARN pattern, not a password
 ACCOUNT: Final = re.compile(r"^\d{12}$")
-KMS_KEY: Final = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(key|alias)/[A-Za-z0-9/_+=.@-]+$")
+KMS_KEY: Final = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[A-Za-z0-9-]+$")
+KMS_ALIAS: Final = re.compile(r"^(arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:)?alias/")
 DECRYPT: Final = "kms:Decrypt"
 ASSUME_ROLE: Final = "sts:AssumeRole"
 PINNED_OBJECT_VERSION: Final = PINNED_OBJECT_PERMISSION
@@ -75,6 +76,10 @@ class Scope:
         if self.account is not None and not ACCOUNT.match(self.account):
             raise ConfigError(f"--account {self.account!r}: an AWS account id is 12 digits")
         for key in self.kms_keys:
+            if KMS_ALIAS.match(key):
+                # An alias in a policy's Resource controls the alias, not its key (AWS KMS Developer Guide).
+                raise ConfigError(f"--kms-key {key!r}: an alias does not grant kms:Decrypt on its key; give the "
+                                  "key's ARN (aws kms describe-key --key-id ALIAS shows it)")
             if key != ANY_RESOURCE and not KMS_KEY.match(key):
                 raise ConfigError(f"--kms-key {key!r}: expected a KMS key ARN (arn:aws:kms:REGION:ACCOUNT:key/ID) "
                                   "or * for any key")

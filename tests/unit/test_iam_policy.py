@@ -163,7 +163,9 @@ def test_kms_decrypt_only_on_the_given_keys_and_only_through_the_services_that_d
 
 @pytest.mark.parametrize(("scope", "message"), [
     ({"account": "12345"}, "--account '12345': an AWS account id is 12 digits"),
-    ({"kms_keys": ("alias/aws/ssm",)}, "--kms-key 'alias/aws/ssm': expected a KMS key ARN"),
+    ({"kms_keys": ("alias/aws/ssm",)}, "--kms-key 'alias/aws/ssm': an alias does not grant kms:Decrypt on its key"),
+    ({"kms_keys": (f"arn:aws:kms:eu-west-1:{ACCOUNT}:alias/app",)}, "an alias does not grant kms:Decrypt"),
+    ({"kms_keys": ("1234abcd-12ab-34cd-56ef-1234567890ab",)}, "expected a KMS key ARN"),
 ])
 def test_the_scope_is_validated(scope: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigError, match=re.escape(message)):
