@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from pathlib import Path
 from typing import Any
 
 from tests.conftest import ACCOUNT, REGION, SecretValues, SidecarResult, run_sidecar, sidecar_env
-from tests.e2e.faultproxy import FaultProxy, json_error, query_error, s3_error
+from tests.e2e.faultproxy import FaultProxy, json_error, query_error, s3_error, stall
 from tests.e2e.helpers import full_state, secrets_json
 from tests.e2e.test_roles import Account
 
@@ -355,3 +356,42 @@ def test_an_entry_read_through_a_role_is_checked_with_it_and_a_refused_role_fail
         assert by_name["shared"]["references"][0]["target"] == f"parameter /shared/api-key in {REGION} as {reader}"
         calls = [e for e in map(json.loads, result.stderr.splitlines()) if e.get("event") == "api_call"]
         assert {c.get("role_arn") for c in calls} == {None, reader}
+
+
+# --- jmesPath and the deadline --------------------------------------------------------------------------------
+
+
+def test_read_reports_a_jmes_path_that_matches_nothing_and_passes_one_that_matches(
+    aws: Any, outdir: Path, secret_values: SecretValues
+) -> None:
+    document = json.dumps({"db": {"primary": {"password": "pf-jmes-pa55-31"}}})
+    value = secret_values.add(document, keys_named_in_config=("db", "primary", "password"))  # the paths name them
+    aws.ssm.put_parameter(Name="/pf/config", Value=value, Type="SecureString")
+    entries = [{"name": "primary", "valueFrom": "/pf/config", "jmesPath": "db.primary.password"},
+               {"name": "replica", "valueFrom": "/pf/config", "jmesPath": "db.replica.password"}]
+
+    metadata = _check(aws.endpoint, outdir, entries)
+    result = _check(aws.endpoint, outdir, entries, "--read", "--json")
+
+    assert metadata.code == 0  # the parameter exists: what is inside is for --read
+    assert result.code == 3, result.stdout + result.stderr
+    by_name = _by_name(_document(result))
+    assert (by_name["primary"]["verdict"], by_name["replica"]["verdict"]) == ("ok", "unresolved")
+    assert "db.replica.password" in by_name["replica"]["detail"]
+
+
+def test_sidecar_timeout_bounds_the_whole_preflight(aws: Any, outdir: Path, secret_values: SecretValues,
+                                                    proxy: FaultProxy) -> None:
+    seeded = _seed(aws, secret_values)
+    proxy.add(stall("secretsmanager.DescribeSecret"))
+
+    started = time.monotonic()
+    result = _check(proxy.url, outdir, _present(seeded["arn"]), SIDECAR_TIMEOUT="5")
+    elapsed = time.monotonic() - started
+
+    assert result.code == 3
+    assert result.stdout == ""  # no report: the check could not finish
+    failed = json.loads(result.stderr.splitlines()[-1])
+    assert (failed["event"], failed["exit_code"]) == ("failed", 3)
+    assert failed["reason"].startswith("the SIDECAR_TIMEOUT deadline passed with 1 API call(s) still unanswered")
+    assert elapsed < 15, elapsed  # the stall would hold the call for 30 s
