@@ -71,7 +71,8 @@ def hostile(request: pytest.FixtureRequest) -> Iterator[str]:
     ([{"name": "db", "valueFrom": ARN}, {"name": "db2", "valueFrom": ARN.replace("db-", "db2-")}], "always",
      "BatchGetSecretValue"),
     ([{"name": "token", "valueFrom": "/app/token"}], "never", "GetParameters"),
-], ids=["GetSecretValue", "BatchGetSecretValue", "GetParameters"])
+    ([{"name": "app", "parametersByPath": "/app"}], "never", "GetParametersByPath"),
+], ids=["GetSecretValue", "BatchGetSecretValue", "GetParameters", "GetParametersByPath"])
 def test_a_huge_body_is_refused_with_memory_bounded(
     secrets: list[dict[str, str]], batch: str, operation: str, hostile: str, tmp_path: Any
 ) -> None:

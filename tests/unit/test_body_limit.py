@@ -26,12 +26,17 @@ def test_the_bound_holds_the_largest_legitimate_answer() -> None:
     assert len(batch) <= body_limit("BatchGetSecretValue", max_bytes)
     parameters = json.dumps({"Parameters": [{"Name": arn, "Value": value, "ARN": arn}] * 10}).encode()
     assert len(parameters) <= body_limit("GetParameters", max_bytes)
+    page = json.dumps({"Parameters": [{"Name": "/" + "n" * 2047, "Value": value, "ARN": arn, "Type": "SecureString",
+                                       "Version": 100, "DataType": "text", "LastModifiedDate": 1.7e9}] * 10,
+                       "NextToken": "t" * 4096}).encode()
+    assert len(page) <= body_limit("GetParametersByPath", max_bytes)
 
 
 def test_the_bound_is_linear_in_the_limit() -> None:
     assert body_limit("GetSecretValue", 1000) == 6 * 1000 + 16 * 1024 + 64 * 1024
     assert body_limit("BatchGetSecretValue", 1000) == 20 * (6 * 1000 + 16 * 1024) + 64 * 1024
     assert body_limit("GetParameters", 1000) == 10 * (6 * 1000 + 16 * 1024) + 64 * 1024
+    assert body_limit("GetParametersByPath", 1000) == 10 * (6 * 1000 + 16 * 1024) + 64 * 1024  # each page
 
 
 class _Raw:
