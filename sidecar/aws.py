@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 
 from sidecar import __version__, bodylimit
@@ -196,7 +197,9 @@ def _secret_outcome(target: SecretTarget, item: Mapping[str, Any], max_bytes: in
         value = bytes(item["SecretBinary"])  # botocore already decoded the base64: never decode twice
     else:
         return Failure("NoValue", f"{target.describe()} has no SecretString or SecretBinary in that version")
-    return _sized(target, value, item.get("VersionId"), max_bytes)
+    created = item.get("CreatedDate")
+    when = created.timestamp() if isinstance(created, datetime) else None
+    return _sized(target, value, item.get("VersionId"), max_bytes, created=when)
 
 
 def _text_value(target: Target, text: str) -> bytes | Failure:
@@ -337,10 +340,13 @@ def _get_object(clients: ClientFactory, call: Call, max_bytes: int) -> dict[Targ
     return {target: _sized(target, value, response.get("VersionId"), max_bytes, response.get("ETag"))}
 
 
-def _sized(target: Target, value: bytes, version: str | None, max_bytes: int, token: str | None = None) -> Outcome:
+def _sized(
+    target: Target, value: bytes, version: str | None, max_bytes: int, token: str | None = None, *,
+    created: float | None = None,
+) -> Outcome:
     if len(value) > max_bytes:
         return _too_large(target, max_bytes)
-    return Fetched(SecretBytes(value), version, token)
+    return Fetched(SecretBytes(value), version, token, created=created)
 
 
 def _too_large(target: Target, max_bytes: int) -> Failure:
@@ -350,12 +356,32 @@ def _too_large(target: Target, max_bytes: int) -> Failure:
 # --- metadata checks (refresh mode): versions, never values -------------------------------------------------
 
 
-def check(clients: ClientFactory, call: Call, _max_bytes: int = 0) -> dict[Target, CheckOutcome]:
-    """Make one metadata call; answers each target's current change token."""
-    return _CHECKS[call.operation](clients, call)
+def check(clients: ClientFactory, call: Call, max_bytes: int) -> dict[Target, CheckOutcome]:
+    """Make one check call; answers each target's current change token (and its value, where the call
+    reads values anyway)."""
+    return _CHECKS[call.operation](clients, call, max_bytes)
 
 
-def _describe_secret(clients: ClientFactory, call: Call) -> dict[Target, CheckOutcome]:
+def _values_as_checks(
+    read: Callable[[ClientFactory, Call, int], dict[Target, Outcome]],
+) -> Callable[[ClientFactory, Call, int], dict[Target, CheckOutcome]]:
+    """A call that reads values, as a check: each value's change token, with the value kept for the commit."""
+
+    def checked(clients: ClientFactory, call: Call, max_bytes: int) -> dict[Target, CheckOutcome]:
+        return {target: _as_check(outcome) for target, outcome in read(clients, call, max_bytes).items()}
+
+    return checked
+
+
+def _as_check(outcome: Outcome) -> CheckOutcome:
+    if isinstance(outcome, Fetched):
+        return Checked(outcome.change_token, outcome)
+    if isinstance(outcome, FetchedTree):
+        return Checked(outcome.change_token)
+    return outcome
+
+
+def _describe_secret(clients: ClientFactory, call: Call, _max_bytes: int) -> dict[Target, CheckOutcome]:
     targets = [t for t in call.targets if isinstance(t, SecretTarget)]
     client = clients.secretsmanager(call.region, call.role_arn)
     described = client.describe_secret(SecretId=targets[0].secret_id_in(call.region))
@@ -371,14 +397,14 @@ def _describe_secret(clients: ClientFactory, call: Call) -> dict[Target, CheckOu
     return outcomes
 
 
-def _parameter_versions(clients: ClientFactory, call: Call) -> dict[Target, CheckOutcome]:
+def _parameter_versions(clients: ClientFactory, call: Call, _max_bytes: int) -> dict[Target, CheckOutcome]:
     # Without decryption where the API allows it: the answer carries the version, and no KMS call is made.
     answers = _parameters(clients, call, lambda target, parameter: Checked(parameter_version(target, parameter)),
                           decrypt=False)
     return {target: answer for target, answer in answers.items()}
 
 
-def _parameter_tree_versions(clients: ClientFactory, call: Call) -> dict[Target, CheckOutcome]:
+def _parameter_tree_versions(clients: ClientFactory, call: Call, _max_bytes: int) -> dict[Target, CheckOutcome]:
     # Names and versions only: without decryption, no value is decrypted and no KMS call is made.
     page = _tree_page(clients, call, lambda _, name, parameter: TreeParameter(name, None, _version(parameter)),
                       decrypt=False)
@@ -386,14 +412,18 @@ def _parameter_tree_versions(clients: ClientFactory, call: Call) -> dict[Target,
     return {call.targets[0]: outcome}
 
 
-def _head_object(clients: ClientFactory, call: Call) -> dict[Target, CheckOutcome]:
+def _head_object(clients: ClientFactory, call: Call, _max_bytes: int) -> dict[Target, CheckOutcome]:
     (target,) = call.targets
     assert isinstance(target, ObjectTarget)  # noqa: S101 - the planner only puts objects here
     response = clients.s3(call.region, call.role_arn).head_object(Bucket=target.bucket, Key=target.key)
     return {target: Checked(response.get("ETag"))}
 
 
-_CHECKS: Final[dict[str, Callable[[ClientFactory, Call], dict[Target, CheckOutcome]]]] = {
+_CHECKS: Final[dict[str, Callable[[ClientFactory, Call, int], dict[Target, CheckOutcome]]]] = {
+    # AWSCURRENT secrets: the batch, and GetSecretValue for a batch that fell back (denied or throttled) or
+    # for one of its secrets that failed with a transient code (``plan.follow_ups``).
+    "BatchGetSecretValue": _values_as_checks(_batch_get_secret_value),
+    "GetSecretValue": _values_as_checks(_get_secret_value),
     "DescribeSecret": _describe_secret,
     "GetParameters": _parameter_versions,
     "HeadObject": _head_object,

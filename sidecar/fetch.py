@@ -19,7 +19,7 @@ from sidecar import aws, aws_errors
 from sidecar.credentials import AssumedRole, resolve_credentials
 from sidecar.deadline import Deadline, Sleep
 from sidecar.errors import FetchError
-from sidecar.outcomes import CheckOutcome, Failure, Fetched, FetchedTree, Outcome
+from sidecar.outcomes import Checked, CheckOutcome, Failure, Fetched, FetchedTree, Outcome
 from sidecar.plan import Call, follow_ups
 from sidecar.references import Target
 from sidecar.retry_policy import ErrorClass, FailOver, FallBack, primary_seconds
@@ -56,6 +56,7 @@ class Fetcher:
     def __init__(
         self, clients: aws.ClientFactory, deadline: Deadline, log: FilteringBoundLogger, *, concurrency: int,
         max_bytes: int, sleep: Sleep = time.sleep, rng: random.Random | None = None, stop: Stop | None = None,
+        batch_denied: set[tuple[str, str | None]] | None = None,
     ) -> None:
         self._clients = clients
         self._stop = stop or Stop()  # SIGTERM: no new call starts, and the waits below end within POLL_SECONDS
@@ -65,7 +66,9 @@ class Fetcher:
         self._max_bytes = max_bytes
         self._sleep = sleep
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
-        self._batch_denied: set[tuple[str, str | None]] = set()  # (region, role) where the batch was denied
+        # (region, role) where BatchGetSecretValue was denied; a long-running process shares one set between its
+        # runs, so it warns once per region and role, and its refresh checks stop asking for the batch there.
+        self.batch_denied: set[tuple[str, str | None]] = set() if batch_denied is None else batch_denied
         self._batch_denied_lock = threading.Lock()
         self.stats = Stats()
 
@@ -219,9 +222,9 @@ class Fetcher:
     def _warn_batch_denied(self, region: str, role_arn: str | None) -> None:
         """Once per region and role, however many of its batches are denied, in whichever threads."""
         with self._batch_denied_lock:
-            if (region, role_arn) in self._batch_denied:
+            if (region, role_arn) in self.batch_denied:
                 return
-            self._batch_denied.add((region, role_arn))
+            self.batch_denied.add((region, role_arn))
         who = f"the role {role_arn}" if role_arn else "the task role"
         self._log.warning(
             "batch_denied",
@@ -237,6 +240,8 @@ def _served(outcome: R, call: Call) -> R:
     gone (its own region could not be asked), so not even an optional entry is skipped for it."""
     if isinstance(outcome, Fetched | FetchedTree):
         return replace(outcome, region=call.region)
+    if isinstance(outcome, Checked) and outcome.fetched is not None:  # a check that read the value
+        return replace(outcome, fetched=replace(outcome.fetched, region=call.region))
     if isinstance(outcome, Failure) and call.failed_over_from is not None:
         note = f" in the failover region {call.region} ({call.failed_over_from} was unavailable)"
         return replace(outcome, reason=outcome.reason + note, not_found=False)

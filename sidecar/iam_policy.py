@@ -115,7 +115,7 @@ def required_calls(settings: Settings) -> tuple[Call, ...]:
     targets = {ref.target for entry in settings.entries for ref in entry.references}
     calls = make_plan(targets, settings.sm_batch, settings.concurrency)
     if settings.refresh_interval is not None:
-        calls += make_check_plan(targets)
+        calls += make_check_plan(targets, settings.sm_batch)
     return calls + tuple(
         replace(call, region=call.failover_region, failover_region=None,
                 targets=tuple(in_region(target, call.failover_region) for target in call.targets))

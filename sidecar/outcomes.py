@@ -16,6 +16,7 @@ class Fetched:
     version: str | None = None  # Secrets Manager VersionId, SSM Version, S3 VersionId, where AWS says
     token: str | None = None  # what changes when the value changes: the version, or an S3 ETag
     region: str | None = None  # the region that served it: its own, or its failover region
+    created: float | None = None  # when AWS says this version was made (Secrets Manager CreatedDate), epoch s
 
     @property
     def change_token(self) -> str | None:
@@ -62,9 +63,11 @@ def tree_token(parameters: Iterable[TreeParameter]) -> str:
 
 @dataclass(frozen=True)
 class Checked:
-    """A metadata-only answer for one target: its current change token, without the value."""
+    """A check's answer for one target: its current change token, and the value when the check read it
+    (``BatchGetSecretValue``, or ``GetSecretValue`` after a batch fell back), so a change needs no re-fetch."""
 
     token: str | None
+    fetched: Fetched | None = None
 
 
 @dataclass(frozen=True)

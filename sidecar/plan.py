@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Final, Literal
 
@@ -164,19 +164,36 @@ def is_immutable(target: Target) -> bool:
     return target.version_id is not None
 
 
-def make_check_plan(targets: Iterable[Target]) -> tuple[Call, ...]:
-    """The metadata calls that tell whether any target changed: one DescribeSecret per secret (it answers
-    every stage at once), GetParameters in tens (without decryption, except for references to Secrets
-    Manager, which Parameter Store answers only with it), one HeadObject per object, and the pages of
-    GetParametersByPath, without decryption, for each parameter tree (names and versions)."""
+def make_check_plan(
+    targets: Iterable[Target], sm_batch: SmBatch = "auto",
+    batch_denied: Collection[tuple[str, str | None]] = frozenset(),
+) -> tuple[Call, ...]:
+    """The calls that tell whether any target changed, as few as the APIs allow, each serving one client
+    (service, region, role):
+
+    - ``AWSCURRENT`` secrets: ``BatchGetSecretValue`` in twenties (version and value in one answer, so a
+      change needs no re-fetch); where ``batch_denied`` holds the (region, role), one ``GetSecretValue`` each
+      (the permission the batch itself requires, so the task has it); with ``sm_batch`` ``never``, one
+      ``DescribeSecret`` per secret, which reads no value;
+    - secrets pinned to another stage: one ``DescribeSecret`` per secret (the batch answers only
+      ``AWSCURRENT``; ``DescribeSecret`` answers every stage at once);
+    - parameters: ``GetParameters`` in tens, without decryption, except for references to Secrets Manager,
+      which Parameter Store answers only with it;
+    - parameter trees: the pages of ``GetParametersByPath``, without decryption (names and versions);
+    - objects: one ``HeadObject`` each.
+
+    Targets pinned to a version never change and are not checked."""
     mutable = sorted({t for t in targets if not is_immutable(t)}, key=lambda t: (t.service, repr(t)))
     calls: list[Call] = []
-    secrets: dict[tuple[str, str, str, str], list[Target]] = {}
+    current: dict[tuple[str, str, str], list[Target]] = {}
+    staged: dict[tuple[str, str, str, str], list[Target]] = {}
     parameters: dict[tuple[str, str, str], list[Target]] = {}
     for target in mutable:
         role = target.role_arn or ""
-        if isinstance(target, SecretTarget):
-            secrets.setdefault((target.region, role, target.failover_region or "", target.secret_id), []).append(target)
+        if isinstance(target, SecretTarget) and target.is_current and sm_batch != "never":
+            current.setdefault((target.region, role, target.failover_region or ""), []).append(target)
+        elif isinstance(target, SecretTarget):
+            staged.setdefault((target.region, role, target.failover_region or "", target.secret_id), []).append(target)
         elif isinstance(target, ParameterTarget):
             parameters.setdefault((target.region, role, target.failover_region or ""), []).append(target)
         elif isinstance(target, ParameterPathTarget):
@@ -184,7 +201,17 @@ def make_check_plan(targets: Iterable[Target]) -> tuple[Call, ...]:
                               failover_region=target.failover_region))
         else:
             calls.append(Call(target.service, target.region, "HeadObject", (target,), target.role_arn))
-    for (region, role, failover, _), group in sorted(secrets.items()):
+    for (region, role, failover), group in sorted(current.items()):
+        role_arn, failover_region = role or None, failover or None
+        if (region, role_arn) in batch_denied:
+            calls += [Call(SecretTarget.service, region, "GetSecretValue", (t,), role_arn,
+                           failover_region=failover_region) for t in group]
+            continue
+        calls += [
+            Call(SecretTarget.service, region, "BatchGetSecretValue", chunk, role_arn, failover_region=failover_region)
+            for chunk in _chunks(group, MAX_BATCH_SECRET_IDS)
+        ]
+    for (region, role, failover, _), group in sorted(staged.items()):
         calls.append(Call(SecretTarget.service, region, "DescribeSecret", tuple(group), role or None,
                           failover_region=failover or None))
     for (region, role, failover), group in sorted(parameters.items()):

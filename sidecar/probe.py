@@ -158,7 +158,7 @@ def _parameter(clients: ClientFactory, call: Call) -> dict[Target, Answer]:
 def _tree(clients: ClientFactory, call: Call) -> dict[Target, Answer]:
     # Refresh mode's check of a tree: every page, names and versions, without decryption.
     return {target: TreeMetadata() if isinstance(answer, Checked) else answer
-            for target, answer in aws.check(clients, call).items()}
+            for target, answer in aws.check(clients, call, max_bytes=0).items()}  # a tree's check reads no value
 
 
 def _head_object(clients: ClientFactory, call: Call) -> dict[Target, Answer]:

@@ -1,9 +1,11 @@
 """Refresh mode: after the first commit, keep the files current after rotation.
 
-Every interval (with jitter, so a fleet does not poll in lockstep) one cycle asks for versions, not values;
-only the targets whose version changed are fetched, then the whole set is rendered and committed again
-exactly as in the first run. A failed cycle keeps the last good set, logs why, and backs off; it never
-deletes or truncates a file.
+Every interval (with jitter, so a fleet does not poll in lockstep) one cycle checks versions with as few calls
+as the APIs allow (``plan.make_check_plan``: ``AWSCURRENT`` secrets twenty to a ``BatchGetSecretValue``, whose
+answer carries the value too); only the targets whose version changed, and whose value the check did not
+already read, are fetched, then the whole set is rendered and committed again exactly as in the first run. A
+version never goes back (``sidecar.versions``). A failed cycle keeps the last good set, logs why, and backs
+off; it never deletes or truncates a file.
 """
 
 from __future__ import annotations
@@ -17,9 +19,11 @@ from sidecar import health
 from sidecar.errors import FetchError, Interrupted, SidecarError
 from sidecar.metrics import ENDED_WELL, Emitter, Ending, Meter
 from sidecar.notify import notify
-from sidecar.outcomes import Failure, Fetched, FetchedTree, Outcome
-from sidecar.plan import make_check_plan
+from sidecar.outcomes import Checked, CheckOutcome, Failure, Fetched, FetchedTree, Outcome
+from sidecar.plan import Call, make_check_plan
+from sidecar.references import Target
 from sidecar.run import Job, plan_for
+from sidecar.versions import VersionGuard
 
 JITTER: Final = 0.1  # each wait is the interval +-10 %
 FAILURE_BACKOFF_BASE_SECONDS: Final = 5.0
@@ -41,7 +45,8 @@ class Refresher:
         self.metrics = metrics  # one line per cycle, whatever its end
         self.log = job.log
         self.settings = job.settings
-        self.check_calls = make_check_plan(job.targets)  # the targets never change: plan the checks once
+        self.check_calls = self._plan_checks()  # the targets never change: planned again only after a denied batch
+        self.versions: VersionGuard[Target] = VersionGuard()
         self.rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
         self.stop = job.stop  # installed before the first fetch; checked between steps, never raised into one
         self.last_success = time.time()
@@ -79,6 +84,9 @@ class Refresher:
             self._write_health()
         self.log.info("stopped", generation=self.job.generation, reason=self.stop.signal_name, exit_code=0)
 
+    def _plan_checks(self) -> tuple[Call, ...]:
+        return make_check_plan(self.job.targets, self.settings.sm_batch, frozenset(self.job.batch_denied))
+
     def cycle(self, meter: Meter | None = None) -> bool:
         """One check; fetch and commit what changed. True when a new set was committed."""
         job = self.job
@@ -86,13 +94,23 @@ class Refresher:
         fetcher = job.fetcher(self.settings.timeout_seconds)
         meter.watch(fetcher.stats)
         checked = fetcher.check(self.check_calls)
-        changed = [t for t in job.targets if t in checked and self._changed(job.values.get(t), checked[t])]
+        if any(c.operation == "BatchGetSecretValue" and (c.region, c.role_arn) in job.batch_denied
+               for c in self.check_calls):
+            self.check_calls = self._plan_checks()  # denied once (and warned once): not asked again
+        changed = [t for t in job.targets if t in checked and self._accepted(t, checked[t])]
         self.log.info("refresh_check", api_calls=fetcher.stats.api_calls, changed=len(changed))
         if not changed:
             return False
-        fresh = fetcher.fetch(plan_for(self.settings, changed))
+        read = {t: now.fetched for t in changed if isinstance(now := checked[t], Checked) and now.fetched}
+        unread = [t for t in changed if t not in read]
+        fresh: dict[Target, Outcome] = {**read, **(fetcher.fetch(plan_for(self.settings, unread)) if unread else {})}
+        previous = {t: job.values.get(t) for t in changed}
         published = job.publish({**job.values, **fresh})
         meter.wrote(published.files, published.bytes)
+        for target in changed:
+            before, after = previous[target], fresh.get(target)
+            if isinstance(before, Fetched) and isinstance(after, Fetched):
+                self.versions.replaced(target, before.change_token, after.change_token)
         self.log.info(
             "refreshed", generation=job.generation, changed=[t.describe() for t in changed],
             files=published.files, api_calls=fetcher.stats.api_calls,
@@ -106,6 +124,23 @@ class Refresher:
             stop=self.stop,
         )
         return True
+
+    def _accepted(self, target: Target, now: CheckOutcome) -> bool:
+        """Whether the check's answer replaces what is in place: a change, and never a step back."""
+        previous = self.job.values.get(target)
+        if not isinstance(previous, Fetched) or not isinstance(now, Checked):
+            return self._changed(previous, now)
+        verdict = self.versions.verdict(target, previous, now)  # every answer, so "twice" means in a row
+        if verdict == "older-once":
+            self.log.warning(
+                "older_version_answered", reference=target.describe(),
+                reason="the check answered a version older than the one in place (a lagging read, or a stage "
+                "moved back): the files stay; it is applied only if the next check answers it again",
+            )
+        elif verdict == "older-confirmed":
+            self.log.warning("older_version_applied", reference=target.describe(),
+                             reason="two checks in a row answered the older version: the stage was moved back")
+        return verdict in ("newer", "older-confirmed")
 
     @staticmethod
     def _changed(previous: Outcome | None, now: Any) -> bool:

@@ -106,6 +106,7 @@ class Job:
         )
         self.values: dict[Target, Outcome] = {}
         self.generation = 0
+        self.batch_denied: set[tuple[str, str | None]] = set()  # (region, role) where the batch was denied
 
     def fetcher(self, seconds: float) -> Fetcher:
         from sidecar.deadline import Deadline
@@ -114,6 +115,7 @@ class Job:
         return Fetcher(
             self.clients, Deadline(seconds), self.log,
             concurrency=self.settings.concurrency, max_bytes=self.settings.max_bytes, stop=self.stop,
+            batch_denied=self.batch_denied,
         )
 
     def publish(self, outcomes: dict[Target, Outcome], deadline: Deadline | None = None) -> Published:

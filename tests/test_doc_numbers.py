@@ -30,6 +30,7 @@ from sidecar import (
     refresh,
     retry_policy,
     task_metadata,
+    versions,
 )
 from sidecar.lint import start_timeout
 from sidecar.settings import model as config
@@ -103,6 +104,8 @@ CLAIMS = (
     Claim("in chunks of {}", (plan.MAX_BATCH_SECRET_IDS,)),
     Claim("{} names per call", (plan.MAX_GET_PARAMETERS_NAMES,)),
     Claim("ceil(P/{})", (plan.MAX_GET_PARAMETERS_NAMES,)),
+    Claim("ceil(S/{})", (plan.MAX_BATCH_SECRET_IDS,)),
+    Claim("`BatchGetSecretValue` with up to {} ids per call", (plan.MAX_BATCH_SECRET_IDS,)),
     # limits and defaults outside the settings table
     Claim("a component over {} bytes or a name over {} bytes", (names.MAX_COMPONENT_BYTES, names.MAX_NAME_BYTES)),
     Claim("`SIDECAR_MAX_BYTES` ({} MiB default)", (config.DEFAULT_MAX_BYTES / MIB,)),
@@ -127,7 +130,8 @@ CLAIMS = (
 )
 
 # Constants a doc may name in backticks with the number beside it.
-NAMED = {name: getattr(module, name) for module in (retry_policy, aws, plan, config, refresh, names, references)
+NAMED_MODULES = (retry_policy, aws, plan, config, refresh, names, references, versions)
+NAMED = {name: getattr(module, name) for module in NAMED_MODULES
          for name in dir(module) if re.fullmatch(r"[A-Z][A-Z0-9_]+", name)
          and isinstance(getattr(module, name), int | float) and not isinstance(getattr(module, name), bool)}
 

@@ -19,7 +19,7 @@ PACKAGE = ROOT / "sidecar"
 # Lowest first. A module may import from its own layer and the layers before it.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("foundations", ("sidecar", "errors", "secret", "names", "access", "files", "deadline", "retry_policy",
-                     "content", "shell", "stopping", "outcomes", "metrics")),
+                     "content", "shell", "stopping", "outcomes", "metrics", "versions")),
     ("values", ("references", "template", "output", "selection")),
     ("planning", ("plan",)),
     ("edges", ("log", "output_dir", "commit", "health", "notify", "aws", "assumed_role", "aws_errors", "bodylimit",

@@ -19,7 +19,7 @@ from tests.refresh.test_refresh import Sidecar
 
 FAILOVER = "us-east-1"
 GET_SECRET = "secretsmanager.GetSecretValue"
-DESCRIBE = "secretsmanager.DescribeSecret"
+BATCH_GET = "secretsmanager.BatchGetSecretValue"
 VALUE = "replicated-db-pa55word"
 
 
@@ -159,7 +159,7 @@ def test_refresh_tries_the_primary_first_each_cycle_and_follows_it_back(
     aws: Any, tmp_path: Path, proxy: FaultProxy, secret_values: SecretValues
 ) -> None:
     arn = _replicated(aws, secret_values)
-    dead = [proxy.add(only_in(REGION, server_error(op, 503))) for op in (GET_SECRET, DESCRIBE)]
+    dead = [proxy.add(only_in(REGION, server_error(op, 503))) for op in (GET_SECRET, BATCH_GET)]
     env = _env(proxy, tmp_path, {"name": "db", "valueFrom": arn}, SIDECAR_REFRESH_INTERVAL="1", SIDECAR_TIMEOUT="8")
     sidecar = Sidecar(env)
     try:
@@ -167,21 +167,23 @@ def test_refresh_tries_the_primary_first_each_cycle_and_follows_it_back(
         assert (tmp_path / "db").read_bytes() == VALUE.encode()
         assert _source(tmp_path, "db")["servedBy"] == FAILOVER
 
-        # A cycle's version check goes to the primary first, then fails over like any call.
+        # A cycle's version check (one BatchGetSecretValue) goes to the primary first, then fails over like any
+        # call.
         sidecar.wait_for("refresh_check", timeout=30)
-        order = [(seen.region, seen.action) for seen in proxy.seen_for(DESCRIBE)]
+        order = [(seen.region, seen.action) for seen in proxy.seen_for(BATCH_GET)]
         first_failover = order.index((FAILOVER, "forwarded"))
         assert first_failover >= 2 and set(order[:first_failover]) == {(REGION, "status 503")}
         failovers = [e for e in sidecar.events if e["event"] == "failover"]
         assert {e["region"] for e in failovers} == {REGION} and len(failovers) >= 2
 
-        # The primary comes back and the secret rotates: the next cycle is served by the primary again.
+        # The primary comes back and the secret rotates: the next cycle is served by the primary again, the
+        # value with the check's answer.
         for rule in dead:
             proxy.retire(rule)
         aws.secretsmanager.put_secret_value(SecretId=arn, SecretString=secret_values.add("rotated-db-pa55word"))
         sidecar.wait_for("refreshed", timeout=30)
         assert (tmp_path / "db").read_bytes() == b"rotated-db-pa55word"
         assert _source(tmp_path, "db")["servedBy"] == REGION
-        assert _by_region(proxy, GET_SECRET)[REGION][-1] == "forwarded"
+        assert _by_region(proxy, BATCH_GET)[REGION][-1] == "forwarded"
     finally:
         assert sidecar.stop() == 0

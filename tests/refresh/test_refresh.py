@@ -131,18 +131,18 @@ def test_rotation_reaches_the_files_within_an_interval(
     assert sidecar.events[-1]["event"] == "stopped"
 
 
-def test_checks_ask_for_versions_not_values(
+def test_checks_make_one_call_per_source(
     moto: str, seeded: dict[str, str], tmp_path: Path, secret_values: SecretValues, sidecars: list[Sidecar]
 ) -> None:
     sidecar = start(sidecars, refresh_env(moto, tmp_path, seeded))
     started = sidecar.wait_for("refresh_started")
-    assert started["check_calls_per_cycle"] == 3  # one DescribeSecret, one GetParameters, one HeadObject
+    assert started["check_calls_per_cycle"] == 3  # one BatchGetSecretValue, one GetParameters, one HeadObject
     assert started["check_calls_per_hour"] == 3 * 3600
     sidecar.wait_for("refresh_check", count=2)
     sidecar.stop()
     first_check = next(i for i, e in enumerate(sidecar.events) if e["event"] == "refresh_started")
     operations = sorted({e["operation"] for e in sidecar.events[first_check:] if e["event"] == "api_call"})
-    assert operations == ["DescribeSecret", "GetParameters", "HeadObject"]
+    assert operations == ["BatchGetSecretValue", "GetParameters", "HeadObject"]
 
 
 def test_readers_always_see_one_whole_set(

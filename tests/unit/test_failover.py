@@ -143,6 +143,9 @@ def test_a_call_holds_targets_of_one_failover_region() -> None:
     assert all(call.operation == "BatchGetSecretValue" and call.region == EU for call in calls)
     checks = make_check_plan([a, b, c])
     assert {(call.operation, call.failover_region) for call in checks} == {
+        ("BatchGetSecretValue", US), ("BatchGetSecretValue", None), ("BatchGetSecretValue", DE)}
+    described = make_check_plan([a, b, c], "never")
+    assert {(call.operation, call.failover_region) for call in described} == {
         ("DescribeSecret", US), ("DescribeSecret", None), ("DescribeSecret", DE)}
 
 

@@ -88,15 +88,25 @@ def test_pinned_secret_versions_are_never_batched_so_need_no_batch_action() -> N
     assert "secretsmanager:BatchGetSecretValue" not in statements(*pinned)
 
 
-def test_refresh_mode_adds_describe_secret_on_the_secrets_that_can_change() -> None:
+def test_refresh_mode_checks_awscurrent_with_the_batch_and_a_stage_with_describe_secret() -> None:
     version = "9d4cb84b-ad69-40c0-a0ab-cead3aabbccd"
-    value_froms = (f"{SM}moving", f"{SM}fixed:::{version}", "s3://bucket/conf.json", "/prod/p")
-    assert "secretsmanager:DescribeSecret" not in statements(*value_froms)
+    value_froms = (f"{SM}moving", f"{SM}fixed:::{version}", f"{SM}staged::AWSPENDING:", "s3://bucket/conf.json",
+                   "/prod/p")
+    assert "secretsmanager:BatchGetSecretValue" not in statements(*value_froms)
     granted = statements(*value_froms, SIDECAR_REFRESH_INTERVAL="300")
-    assert resources(granted["secretsmanager:DescribeSecret"]) == [f"{SM}moving-??????"]
+    # AWSCURRENT is checked twenty to a BatchGetSecretValue ("*", then GetSecretValue per secret, as fetched).
+    assert granted["secretsmanager:BatchGetSecretValue"]["Resource"] == "*"
+    # Only a stage pin needs DescribeSecret; a version pin never changes and is not checked.
+    assert resources(granted["secretsmanager:DescribeSecret"]) == [f"{SM}staged-??????"]
     # The other checks need what the fetch needs: GetParameters without decryption, HeadObject (s3:GetObject).
-    assert set(granted) == {"secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret", "ssm:GetParameters",
-                            "s3:GetObject"}
+    assert set(granted) == {"secretsmanager:GetSecretValue", "secretsmanager:BatchGetSecretValue",
+                            "secretsmanager:DescribeSecret", "ssm:GetParameters", "s3:GetObject"}
+
+
+def test_refresh_mode_with_sm_batch_never_checks_with_describe_secret_only() -> None:
+    granted = statements(f"{SM}moving", SIDECAR_REFRESH_INTERVAL="300", SIDECAR_SM_BATCH="never")
+    assert set(granted) == {"secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"}
+    assert resources(granted["secretsmanager:DescribeSecret"]) == [f"{SM}moving-??????"]
 
 
 def test_parameters_are_granted_by_arn_without_their_selector() -> None:
@@ -301,7 +311,8 @@ def test_a_task_definition_gives_the_settings_and_the_task_role_gives_the_accoun
     assert code == 0, err
     granted = {s["Action"]: s for s in json.loads(out)["Statement"]}
     assert granted["ssm:GetParameters"]["Resource"] == f"arn:aws:ssm:us-east-2:{ACCOUNT}:parameter/prod/db"
-    assert granted["secretsmanager:DescribeSecret"]["Resource"] == f"{SM}k-??????"
+    assert granted["secretsmanager:BatchGetSecretValue"]["Resource"] == "*"  # the refresh check of k
+    assert granted["secretsmanager:GetSecretValue"]["Resource"] == f"{SM}k-??????"
 
 
 def test_the_containers_own_region_wins_over_the_callers(tmp_path: Path) -> None:
@@ -359,10 +370,14 @@ def test_a_roles_entries_go_in_the_roles_policy_and_the_task_role_may_only_assum
 
 def test_batching_and_refresh_are_decided_per_role_as_the_planner_does() -> None:
     targets = [SecretTarget("eu-west-1", f"{SM}s{i}", role_arn=ROLE if i % 2 else None) for i in range(6)]
-    result = policies([_with_roles(*targets, sm_batch="auto", concurrency=2, refresh_interval=60.0)], Scope(ACCOUNT))
-    for document in (result.task_role, result.roles[ROLE]):
-        actions = {s["Action"] for s in document["Statement"]}
-        assert {"secretsmanager:BatchGetSecretValue", "secretsmanager:DescribeSecret"} <= actions
+    staged = SecretTarget("eu-west-1", f"{SM}staged", "AWSPENDING", role_arn=ROLE)
+    result = policies([_with_roles(*targets, staged, sm_batch="auto", concurrency=2, refresh_interval=60.0)],
+                      Scope(ACCOUNT))
+    task = {s["Action"] for s in result.task_role["Statement"]}
+    role = {s["Action"] for s in result.roles[ROLE]["Statement"]}
+    assert "secretsmanager:BatchGetSecretValue" in task and "secretsmanager:BatchGetSecretValue" in role
+    # Only the role's stage-pinned secret is checked with DescribeSecret, so only the role is granted it.
+    assert "secretsmanager:DescribeSecret" in role and "secretsmanager:DescribeSecret" not in task
 
 
 def test_a_denied_reason_names_the_action_that_was_missing_on_one_line() -> None:
@@ -419,7 +434,8 @@ def test_a_failover_region_is_granted_the_same_reads_on_the_replicas() -> None:
     granted = {s["Action"]: s for s in document["Statement"]}
     replica = f"arn:aws:secretsmanager:eu-central-1:{ACCOUNT}:secret:prod/db-AbCdEf"  # the same suffix
     assert resources(granted["secretsmanager:GetSecretValue"]) == [replica, f"{SM}prod/db-AbCdEf"]
-    assert resources(granted["secretsmanager:DescribeSecret"]) == [replica, f"{SM}prod/db-AbCdEf"]
+    assert granted["secretsmanager:BatchGetSecretValue"]["Resource"] == "*"  # the check fails over as a batch
+    assert "secretsmanager:DescribeSecret" not in granted
     assert resources(granted["ssm:GetParameters"]) == [
         f"arn:aws:ssm:eu-west-1:{ACCOUNT}:parameter/prod/api", f"arn:aws:ssm:us-east-1:{ACCOUNT}:parameter/prod/api"]
     assert granted["s3:GetObject"]["Resource"] == "arn:aws:s3:::bucket/k"

@@ -105,7 +105,7 @@ def test_a_reference_to_secrets_manager_is_read_with_decryption_and_versioned_by
     client = FakeSsm({reference.request_name: answer})
 
     (check,) = make_check_plan([reference])
-    checked = aws.check(client, check)
+    checked = aws.check(client, check, 1024)
     fetched = aws.perform(client, make_plan([reference])[0], 100)
 
     # Even the refresh check, which decrypts nothing else, must ask for decryption here.
@@ -127,7 +127,7 @@ def test_refresh_checks_map_answers_as_fetches_do_and_decrypt_nothing() -> None:
     })
 
     calls = make_check_plan([shared, own, reference])
-    checked = {t: o for call in calls for t, o in aws.check(client, call).items()}
+    checked = {t: o for call in calls for t, o in aws.check(client, call, 1024).items()}
 
     assert checked == {shared: Checked("7"), own: Checked("3"), reference: Checked("0")}
     by_names = {tuple(r["Names"]): r["WithDecryption"] for r in client.requests}

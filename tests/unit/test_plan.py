@@ -150,8 +150,9 @@ def test_refresh_checks_are_made_with_the_role_that_reads() -> None:
     obj = ObjectTarget("eu-west-1", "bucket", "key", role_arn=AUDITOR)
     calls = make_check_plan([secret, secret_as_reader, previous, parameter, parameter_as_reader, obj])
     assert sorted((c.operation, c.role_arn or "", c.targets) for c in calls) == sorted([
-        ("DescribeSecret", "", (secret,)),
-        ("DescribeSecret", READER, tuple(sorted([secret_as_reader, previous], key=repr))),
+        ("BatchGetSecretValue", "", (secret,)),
+        ("BatchGetSecretValue", READER, (secret_as_reader,)),
+        ("DescribeSecret", READER, (previous,)),
         ("GetParameters", "", (parameter,)),
         ("GetParameters", READER, (parameter_as_reader,)),
         ("HeadObject", AUDITOR, (obj,)),

@@ -45,9 +45,9 @@ def failing_job(stop: RecordingStop, output_dir: Path) -> Any:
         raise FetchError("injected: the check failed")
 
     settings = SimpleNamespace(refresh_interval=INTERVAL, timeout_seconds=30.0, output_dir=str(output_dir),
-                               file_mode=0o400, uid=0, gid=0)
+                               file_mode=0o400, uid=0, gid=0, sm_batch="auto")
     return SimpleNamespace(log=structlog.get_logger(), settings=settings, targets=(), stop=stop, generation=1,
-                           fetcher=fetcher, values={})
+                           fetcher=fetcher, values={}, batch_denied=set())
 
 
 def test_ten_thousand_failed_cycles_back_off_to_the_interval_and_never_overflow(tmp_path: Path) -> None:
