@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -40,7 +41,7 @@ from sidecar.retry_policy import (
     primary_seconds,
 )
 from sidecar.run import check_regions
-from tests.unit.test_fetch_rules import FakeAPI, FakeClients, FakeTime, Highest, Script, error, fetched
+from tests.unit.test_fetch_rules import Attempt, FakeAPI, FakeClients, FakeTime, Highest, Script, error, fetched
 
 EU, US, DE = "eu-west-1", "us-east-1", "eu-central-1"
 ARN = f"arn:aws:secretsmanager:{EU}:123456789012:secret:prod/db-AbCdEf"
@@ -176,22 +177,30 @@ def test_an_arn_names_the_replica_by_its_region_and_a_name_stays_a_name() -> Non
 # --- the executor --------------------------------------------------------------------------------------------
 
 
+@dataclass
+class RegionalAPI(FakeAPI):
+    """The fake API, recording the region of each attempt as well."""
+
+    regions: list[str] = field(default_factory=list)
+
+    def perform(self, clients: object, call: Call, max_bytes: int) -> dict[Target, Outcome]:
+        with self.lock:
+            self.regions.append(call.region)
+        return super().perform(clients, call, max_bytes)
+
+    def attempts_in(self, region: str) -> list[Attempt]:
+        return [a for a, where in zip(self.made, self.regions, strict=True) if where == region]
+
+
 def go(calls: tuple[Call, ...], script: Script, *, seconds: float = 1e6,
-       seconds_per_call: float = 0.0) -> tuple[dict[Target, Any], FakeAPI, list[dict[str, Any]], Fetcher]:
+       seconds_per_call: float = 0.0) -> tuple[dict[Target, Any], RegionalAPI, list[dict[str, Any]], Fetcher]:
     time = FakeTime()
     deadline = Deadline(seconds, clock=time.clock)
-    api = FakeAPI(time, deadline, script, seconds_per_call)
-    regions: list[str] = []
-
-    def perform(clients: object, call: Call, max_bytes: int) -> dict[Target, Outcome]:
-        regions.append(call.region)
-        return api.perform(clients, call, max_bytes)
-
+    api = RegionalAPI(time, deadline, script, seconds_per_call)
     with capture_logs() as logs:
         fetcher = Fetcher(FakeClients(), deadline, structlog.get_logger(),  # type: ignore[arg-type]
                           concurrency=1, max_bytes=1024, sleep=time.sleep, rng=Highest())
-        outcomes = fetcher.run(calls, perform)
-    api.regions = regions  # type: ignore[attr-defined]
+        outcomes = fetcher.run(calls, api.perform)
     return outcomes, api, logs, fetcher
 
 
@@ -216,7 +225,7 @@ def test_a_dead_primary_is_served_by_the_failover_region(exc: Exception) -> None
     target = secret("a")
     outcomes, api, logs, fetcher = go((single(target),), primary_down(exc))
 
-    assert api.regions == [EU] * MAX_ATTEMPTS + [US]  # type: ignore[attr-defined]
+    assert api.regions == [EU] * MAX_ATTEMPTS + [US]
     assert outcomes == {target: fetched(target, US)}
     (failover,) = [e for e in logs if e["event"] == "failover"]
     code = aws_errors.classify(exc).code
@@ -237,7 +246,7 @@ def test_a_flapping_primary_that_answers_within_its_retries_serves_the_value() -
         return {target: fetched(target)}
 
     outcomes, api, logs, fetcher = go((single(target),), script)
-    assert api.regions == [EU] * MAX_ATTEMPTS  # type: ignore[attr-defined]
+    assert api.regions == [EU] * MAX_ATTEMPTS
     assert outcomes == {target: fetched(target, EU)}
     assert [e for e in logs if e["event"] == "failover"] == []
     assert fetcher.stats.failovers == 0
@@ -250,7 +259,7 @@ def test_a_flapping_primary_that_answers_within_its_retries_serves_the_value() -
 def test_a_client_error_in_the_primary_is_reported_and_never_fails_over(code: str, fragment: str) -> None:
     target = secret("a")
     outcomes, api, logs, _ = go((single(target),), primary_down(error(code)))
-    assert api.regions == [EU]  # type: ignore[attr-defined]
+    assert api.regions == [EU]
     assert fragment in outcomes[target].reason and "failover" not in outcomes[target].reason
     assert [e for e in logs if e["event"] == "failover"] == []
 
@@ -261,10 +270,10 @@ def test_throttling_fails_over_when_it_outlasts_the_primarys_share_of_the_deadli
     target = secret("a")
     outcomes, api, logs, _ = go((single(target),), primary_down(error("ThrottlingException")), seconds=20.0,
                                 seconds_per_call=0.1)
-    primary = [a for a, region in zip(api.made, api.regions, strict=True) if region == EU]  # type: ignore[attr-defined]
+    primary = api.attempts_in(EU)
     assert 1 < len(primary) < 40
     assert 20.0 - primary[-1].seconds_left <= 20.0 * PRIMARY_SHARE
-    (failover_attempt,) = [a for a, region in zip(api.made, api.regions, strict=True) if region == US]  # type: ignore[attr-defined]
+    (failover_attempt,) = api.attempts_in(US)
     assert failover_attempt.seconds_left >= 20.0 * (1 - PRIMARY_SHARE) - 0.1
     assert [e["error"] for e in logs if e["event"] == "failover"] == ["ThrottlingException"]
     assert outcomes == {target: fetched(target, US)}
@@ -295,7 +304,7 @@ def test_a_secret_missing_from_the_failover_region_fails_even_an_optional_entry(
 def test_a_call_without_a_failover_region_gives_up_as_before() -> None:
     target = secret("a", None)
     outcomes, api, logs, _ = go((single(target),), primary_down(error("ServiceUnavailableException", 503)))
-    assert api.regions == [EU] * MAX_ATTEMPTS  # type: ignore[attr-defined]
+    assert api.regions == [EU] * MAX_ATTEMPTS
     assert "kept failing with ServiceUnavailableException" in outcomes[target].reason
     assert [e for e in logs if e["event"] == "failover"] == []
 
