@@ -21,6 +21,7 @@ from sidecar.preflight import (
     render_check,
     report_document,
     report_lines,
+    role_verdict,
 )
 from sidecar.probe import ObjectMetadata, ParameterMetadata, Refused, SecretMetadata, probe_plan, refused
 from sidecar.references import ObjectTarget, ParameterTarget, SecretTarget
@@ -256,3 +257,13 @@ def test_the_probe_plan_asks_once_per_secret_and_once_per_parameter() -> None:
     assert sorted((c.operation, len(c.targets)) for c in calls) == [
         ("DescribeSecret", 2), ("GetParameters", 1), ("GetParameters", 1), ("HeadObject", 1)]
     assert isinstance(Refused("X", "r"), Failure)
+
+
+def test_a_role_that_cannot_be_assumed_is_denied_naming_sts_assume_role() -> None:
+    role = "arn:aws:iam::111111111111:role/reader"
+    denied = role_verdict(role, f"could not assume role {role}: access denied (AccessDenied): the task role needs "
+                          f"sts:AssumeRole on {role}")
+    slow = role_verdict(role, f"could not assume role {role} before the SIDECAR_TIMEOUT deadline")
+
+    assert (denied.kind, denied.action, denied.resource) == ("denied", "sts:AssumeRole", role)
+    assert (slow.kind, slow.action) == ("error", None)
