@@ -54,6 +54,10 @@ def test_a_dead_primary_is_served_by_the_replica_and_the_log_and_manifest_say_so
     arn = _replicated(aws, secret_values)
     dead = server_error(GET_SECRET, 503) if down == "503" else reset(GET_SECRET)
     proxy.add(only_in(REGION, dead))
+    # The replica is asked for by its own ARN: a request to the failover region naming the primary's is refused.
+    wrong_arn = only_in(FAILOVER, json_error(GET_SECRET, "ValidationException", "the primary's ARN"))
+    wrong_arn.request_contains = json.dumps(arn).encode()
+    proxy.add(wrong_arn)
 
     result = run_sidecar(_env(proxy, outdir, {"name": "db", "valueFrom": arn}, SIDECAR_METRICS="emf"))
 
