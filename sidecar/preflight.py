@@ -36,6 +36,8 @@ from sidecar.settings.model import Entry, Settings
 if TYPE_CHECKING:
     from structlog.typing import FilteringBoundLogger
 
+    from sidecar.fetch import Fetcher
+
 Kind = Literal["ok", "missing", "denied", "undecryptable", "version_missing", "unresolved", "error"]
 KINDS: Final[tuple[Kind, ...]] = (
     "ok", "missing", "denied", "undecryptable", "version_missing", "unresolved", "error",
@@ -344,12 +346,53 @@ def preflight(settings: Settings, log: FilteringBoundLogger, started: float, *, 
     if not read:
         answers = fetcher.run(calls, keeping_refusals(metadata))
         verdicts = {t: not_assumed.get(t) or metadata_verdict(t, answers.get(t, _unanswered(t))) for t in job.targets}
+        verdicts = with_failover_notes(verdicts, _failover_verdicts(fetcher, job.targets))
         return Report("metadata", tuple(entry_verdict(entry, verdicts) for entry in settings.entries))
     fetched = fetcher.run(calls, keeping_refusals(aws.perform))
     outcomes = {t: fetched.get(t, _unanswered(t)) for t in job.targets}
     verdicts = {t: not_assumed.get(t) or read_verdict(t, outcomes[t]) for t in job.targets}
+    verdicts = with_failover_notes(verdicts, _failover_verdicts(fetcher, job.targets))
     deadline = Deadline(settings.timeout_seconds - (time.monotonic() - started))
     return render_check(settings, outcomes, verdicts, deadline)
+
+
+def in_failover_region(target: Target) -> Target | None:
+    """``target`` as a failover call reads it: in its failover region, a secret by its replica's ARN (the
+    primary's with the region swapped); None for a target without a failover region."""
+    region = target.failover_region
+    if region is None:
+        return None
+    moved = replace(target, region=region, failover_region=None)
+    return replace(moved, secret_id=moved.secret_id_in(region)) if isinstance(moved, SecretTarget) else moved
+
+
+def with_failover_notes(
+    verdicts: Mapping[Target, Verdict], failover: Mapping[Target, Verdict]
+) -> dict[Target, Verdict]:
+    """Each reference's verdict with a note of what its failover region answered (``failover``, by the
+    reference's own target): a run that fails over would meet that answer, so a replica that is missing or
+    denied is said now rather than found in an outage. A note, not a verdict: the reference's own region
+    answered, and a run reads it there first."""
+    noted = dict(verdicts)
+    for target, replica in failover.items():
+        said = "ok" if replica.kind == "ok" else f"{replica.kind.replace('_', ' ')}: {replica.detail}"
+        own = noted[target]
+        noted[target] = replace(own, notes=(*own.notes, f"failover region {target.failover_region}: {said}"))
+    return noted
+
+
+def _failover_verdicts(fetcher: Fetcher, targets: tuple[Target, ...]) -> dict[Target, Verdict]:
+    """The metadata verdicts of the references that have a failover region, asked in that region."""
+    from sidecar.probe import keeping_refusals, metadata, probe_plan
+
+    replicas = {t: r for t in targets if (r := in_failover_region(t)) is not None}
+    if not replicas:
+        return {}
+    try:
+        answers = fetcher.run(probe_plan(replicas.values()), keeping_refusals(metadata))
+    except FetchError as exc:  # e.g. a role that cannot be assumed in the failover region
+        return {t: Verdict("error", exc.message) for t in replicas}
+    return {t: metadata_verdict(r, answers.get(r, _unanswered(r))) for t, r in replicas.items()}
 
 
 def role_verdict(role_arn: str, reason: str) -> Verdict:

@@ -191,3 +191,25 @@ def test_refresh_tries_the_primary_first_each_cycle_and_follows_it_back(
         assert _by_region(proxy, BATCH_GET)[REGION][-1] == "forwarded"
     finally:
         assert sidecar.stop() == 0
+
+
+def test_check_aws_asks_the_failover_region_too_and_notes_a_missing_replica(
+    aws: Any, outdir: Path, secret_values: SecretValues, moto: str
+) -> None:
+    arn = _replicated(aws, secret_values)
+    lone = aws.secretsmanager.create_secret(Name="multi/lone", SecretString=secret_values.add("not-replicated-1"))
+    env = sidecar_env(moto, SIDECAR_OUTPUT_DIR=str(outdir), SIDECAR_FAILOVER_REGION=FAILOVER,
+                      SIDECAR_SECRETS=secrets_json({"name": "db", "valueFrom": arn},
+                                                   {"name": "lone", "valueFrom": lone["ARN"]}))
+
+    result = run_sidecar(env, "check", "--aws", "--json")
+
+    assert result.code == 0, result.stdout + result.stderr  # both answer in their own region
+    entries = {e["name"]: e for e in json.loads(result.stdout)["entries"]}
+    assert (entries["db"]["verdict"], entries["lone"]["verdict"]) == ("ok", "ok")
+    assert f"failover region {FAILOVER}: ok" in entries["db"]["notes"]
+    (note,) = [n for n in entries["lone"]["notes"] if n.startswith(f"failover region {FAILOVER}")]
+    assert note.startswith(f"failover region {FAILOVER}: missing: ")
+    described = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
+    asked = {(e["region"], e["operation"]) for e in described if e.get("event") == "api_call"}
+    assert asked == {(REGION, "DescribeSecret"), (FAILOVER, "DescribeSecret")}

@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pytest
@@ -26,6 +26,7 @@ from sidecar.errors import ConfigError
 from sidecar.fetch import Fetcher
 from sidecar.outcomes import Failure, Fetched, Outcome
 from sidecar.plan import Call, follow_ups, make_check_plan, make_plan
+from sidecar.preflight import Verdict, in_failover_region, with_failover_notes
 from sidecar.references import ObjectTarget, ParameterTarget, SecretTarget, Target, in_region
 from sidecar.retry_policy import (
     MAX_ATTEMPTS,
@@ -398,3 +399,27 @@ def test_check_refuses_a_mistyped_failover_region_with_exit_2() -> None:
     code, text = _check(SIDECAR_SECRETS=json.dumps([{"name": "db", "valueFrom": ARN}]),
                         SIDECAR_FAILOVER_REGION="us-east-l")
     assert code == 2, text
+
+
+# --- check --aws: the failover region is asked too ---------------------------------------------------------------
+
+
+def test_preflight_asks_a_replica_by_its_arn_in_the_failover_region() -> None:
+    target = SecretTarget(EU, ARN, "AWSPREVIOUS", failover_region=US)
+    assert in_failover_region(target) == SecretTarget(US, ARN.replace(EU, US), "AWSPREVIOUS")
+    parameter = ParameterTarget(EU, "/p/a", failover_region=DE)
+    assert in_failover_region(parameter) == ParameterTarget(DE, "/p/a")
+    assert in_failover_region(SecretTarget(EU, ARN)) is None
+
+
+def test_preflight_notes_what_the_failover_region_answered_without_changing_the_verdict() -> None:
+    replicated, lone, plain = secret("a"), secret("b"), secret("c", None)
+    verdicts = {t: Verdict("ok", f"{t.describe()} exists") for t in (replicated, lone, plain)}
+    noted = with_failover_notes(verdicts, {
+        replicated: Verdict("ok", "exists"),
+        lone: Verdict("missing", "secret b-AbCdEf was not found in us-east-1"),
+    })
+    assert noted[replicated] == replace(verdicts[replicated], notes=(f"failover region {US}: ok",))
+    assert noted[lone].kind == "ok"
+    assert noted[lone].notes == (f"failover region {US}: missing: secret b-AbCdEf was not found in us-east-1",)
+    assert noted[plain] == verdicts[plain]
