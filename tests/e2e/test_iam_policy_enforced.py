@@ -1,5 +1,6 @@
 """The generated policy is enough and every statement of it is needed: the real sidecar runs against a moto
-server that enforces IAM, signed by an IAM user holding exactly that policy.
+server that enforces IAM, signed by an IAM user holding exactly that policy (with an assumed role: the role
+holding its own generated policy), once and in refresh mode.
 
 moto enforces IAM once ``/moto-api/reset-auth`` sets how many requests go unchecked (process-global, so this
 module runs a moto server of its own in another process). What it checks, read from moto/core/authorization.py
@@ -326,3 +327,47 @@ def test_without_the_assume_role_or_the_roles_own_statement_the_run_fails(
     result = run_sidecar({**env, **user})
 
     assert_failed(result, 3, reason)
+
+
+# --- refresh mode -------------------------------------------------------------------------------------------
+
+
+def _refresh_setup(moto: Moto, tmp_path: Path, secret_values: SecretValues) -> tuple[dict[str, str], dict[str, Any]]:
+    current = moto.secretsmanager.create_secret(Name="app/current", SecretString=secret_values.add("cur-v1-enforced"))
+    staged = moto.secretsmanager.create_secret(Name="app/staged", SecretString=secret_values.add("old-v1-enforced"))
+    moto.secretsmanager.put_secret_value(SecretId=staged["ARN"], SecretString=secret_values.add("new-v2-enforced"))
+    moto.ssm.put_parameter(Name="/app/flag", Value=secret_values.add("fl4g-enforced"), Type="SecureString")
+    entries = [{"name": "current", "valueFrom": current["ARN"][: -len("-AbCdEf")]},
+               {"name": "previous", "valueFrom": f"{staged['ARN']}::AWSPREVIOUS:"},
+               {"name": "flag", "valueFrom": "/app/flag"}]
+    env = sidecar_env(moto.endpoint, SIDECAR_OUTPUT_DIR=str(tmp_path), SIDECAR_SECRETS=secrets_json(*entries),
+                      SIDECAR_REFRESH_INTERVAL="1")
+    return env, _as_moto_enforces(_generate(env)["taskRole"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("removed", [None, "secretsmanager:DescribeSecret"])
+def test_refresh_checks_are_allowed_by_the_generated_policy_and_need_its_describe_secret(
+    removed: str | None, moto_iam: Moto, tmp_path: Path, secret_values: SecretValues
+) -> None:
+    """A refresh cycle checks an AWSCURRENT secret in a batch and a stage-pinned one with DescribeSecret."""
+    from tests.refresh.test_refresh import Sidecar
+
+    env, policy = _refresh_setup(moto_iam, tmp_path, secret_values)
+    granted = _by_action(policy)
+    assert {"secretsmanager:BatchGetSecretValue", "secretsmanager:DescribeSecret"} <= set(granted)
+    policy["Statement"] = [s for s in policy["Statement"] if s["Action"] != removed]
+    user = _user_with(moto_iam, policy, secret_values)
+    moto_iam.enforce()
+
+    sidecar = Sidecar({**env, **user})
+    try:
+        if removed is None:
+            sidecar.wait_for("refresh_check", count=2)
+            assert not [e for e in sidecar.events if e["event"] in ("refresh_failed", "batch_denied")]
+        else:
+            failed = sidecar.wait_for("refresh_failed")
+            assert f"the task role lacks {removed}" in failed["reason"]
+        assert (tmp_path / "previous").read_bytes() == b"old-v1-enforced"
+    finally:
+        assert sidecar.stop() == 0
