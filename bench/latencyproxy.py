@@ -2,7 +2,8 @@
 
 It listens on 127.0.0.1 only, forwards each request unchanged to the moto server after ``latency`` seconds,
 counts requests per operation (the ``X-Amz-Target`` header of the JSON protocols Secrets Manager and SSM use),
-and sets TCP_NODELAY on both of its sockets: without it, delayed ACKs add about 40 ms to some requests and
+can play a region that is down (``unavailable_regions``: its requests, told by the SigV4 credential scope, are
+answered 503 without reaching moto), and sets TCP_NODELAY on both of its sockets: without it, delayed ACKs add about 40 ms to some requests and
 would swamp the latency being injected.
 """
 
@@ -46,6 +47,9 @@ class _Handler(BaseHTTPRequestHandler):
         proxy.record(self.headers.get("X-Amz-Target") or f"{self.command} {self.path.split('?', 1)[0]}")
         if proxy.latency > 0:
             time.sleep(proxy.latency)
+        if _scope_region(self.headers.get("Authorization", "")) in proxy.unavailable_regions:
+            self._unavailable()
+            return
         upstream = http.client.HTTPConnection(proxy.upstream_host, proxy.upstream_port,
                                               timeout=UPSTREAM_TIMEOUT_SECONDS)
         try:
@@ -67,7 +71,22 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(payload)
 
+    def _unavailable(self) -> None:
+        body = b'{"__type":"ServiceUnavailable","message":"the region is down (benchmark)"}'
+        self.send_response(503)
+        self.send_header("Content-Type", "application/x-amz-json-1.1")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
     do_GET = do_POST = do_PUT = _handle
+
+
+def _scope_region(authorization: str) -> str | None:
+    """The region of a SigV4 ``Authorization`` header: ``Credential=KEY/DATE/REGION/SERVICE/aws4_request``."""
+    _, found, rest = authorization.partition("Credential=")
+    parts = rest.split(",", 1)[0].split("/")
+    return parts[2] if found and len(parts) >= 5 else None
 
 
 class _Server(ThreadingHTTPServer):
@@ -87,6 +106,7 @@ class LatencyProxy:
         assert parts.hostname and parts.port, upstream
         self.upstream_host, self.upstream_port = parts.hostname, parts.port
         self.latency = latency
+        self.unavailable_regions: set[str] = set()
         self._counts: Counter[str] = Counter()
         self._lock = threading.Lock()
         self._server = _Server(self)

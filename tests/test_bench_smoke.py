@@ -160,3 +160,21 @@ def test_benchmark_smoke_run_prints_every_row(tmp_path: Path) -> None:
         assert float(cells[7]) > 0  # peak RSS MiB
         assert cells[9].startswith("1 (")  # one API call for one secret, counted at the proxy
     assert (tmp_path / "performance-results.md").read_text().count("| 0 ms | 1 |") == 3
+
+
+@pytest.mark.slow
+def test_feature_benchmark_smoke_run_checks_every_case_and_counts_its_calls() -> None:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "features.py"), "--smoke"],
+        capture_output=True, text=True, timeout=300, check=False, cwd=ROOT,
+    )
+    assert result.returncode == 0, f"stdout:\n{result.stdout[-3000:]}\nstderr:\n{result.stderr[-3000:]}"
+    rows = {cells[1]: cells for cells in ([c.strip() for c in line.split("|")] for line in result.stdout.splitlines()
+                                          if line.startswith("| ") and not line.startswith("| case"))}
+    assert list(rows) == ["plain", "botocore floor", "jmesPath", "parametersByPath", "roleArn",
+                          "failover, primary up", "metrics", "secrets only", "failover, primary down"]
+    assert rows["plain"][3] == "1.00"
+    calls = {label: cells[4] for label, cells in rows.items()}
+    assert calls["plain"] == calls["botocore floor"] == "GetParameters 1, BatchGetSecretValue 1"
+    assert "AssumeRole" in calls["roleArn"]  # the role's credentials come from one sts:AssumeRole
+    assert "GetParametersByPath" in calls["parametersByPath"]
