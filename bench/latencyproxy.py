@@ -1,10 +1,11 @@
 """A minimal HTTP reverse proxy for the benchmark: adds a fixed delay to every request and counts API calls.
 
 It listens on 127.0.0.1 only, forwards each request unchanged to the moto server after ``latency`` seconds,
-counts requests per operation (the ``X-Amz-Target`` header of the JSON protocols Secrets Manager and SSM use),
-can play a region that is down (``unavailable_regions``: its requests, told by the SigV4 credential scope, are
-answered 503 without reaching moto), and sets TCP_NODELAY on both of its sockets: without it, delayed ACKs add about 40 ms to some requests and
-would swamp the latency being injected.
+counts requests per operation (the ``X-Amz-Target`` header of the JSON protocols Secrets Manager and SSM use,
+the form's ``Action`` of the query protocol STS uses), can play a region that is down (``unavailable_regions``:
+its requests, told by the SigV4 credential scope, are answered 503 without reaching moto), and sets TCP_NODELAY
+on both of its sockets: without it, delayed ACKs add about 40 ms to some requests and would swamp the latency
+being injected.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import time
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Final
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 MAX_BODY_BYTES: Final = 4 * 1024 * 1024
 UPSTREAM_TIMEOUT_SECONDS: Final = 30.0
@@ -44,7 +45,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_error(413)
             return
         body = self.rfile.read(length) if length else b""
-        proxy.record(self.headers.get("X-Amz-Target") or f"{self.command} {self.path.split('?', 1)[0]}")
+        proxy.record(self.headers.get("X-Amz-Target") or _query_action(body)
+                     or f"{self.command} {self.path.split('?', 1)[0]}")
         if proxy.latency > 0:
             time.sleep(proxy.latency)
         if _scope_region(self.headers.get("Authorization", "")) in proxy.unavailable_regions:
@@ -80,6 +82,12 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     do_GET = do_POST = do_PUT = _handle
+
+
+def _query_action(body: bytes) -> str | None:
+    """The operation of a query-protocol request (STS): ``Action=AssumeRole&...`` in a form body."""
+    action = parse_qs(body.decode("ascii", "replace")).get("Action")
+    return action[0] if action else None
 
 
 def _scope_region(authorization: str) -> str | None:
