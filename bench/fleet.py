@@ -1,7 +1,10 @@
 """Fleet start-up: many tasks start at once and share one account's API quotas. Which batching strategy wins?
 
     .venv/bin/python bench/fleet.py            the matrix and the sweep; writes docs/fleet-results.md and docs/fleet.png
-    .venv/bin/python bench/fleet.py --quick    the matrix only, printed
+    .venv/bin/python bench/fleet.py --quick    the matrix and the refresh cost, printed
+
+Also what refresh mode's check cycle costs a fleet, per way of checking (``refresh_cost``, below the start-up
+model): calls, dollars and quota shares are arithmetic over the sidecar's own check planner and jittered delay.
 
 A discrete-event simulation, not processes. What is real: the project's planner (``sidecar.plan.make_plan`` on
 real references, with ``sm_batch`` auto/always/never and the concurrency), its throttling policy
@@ -45,8 +48,9 @@ if str(ROOT) not in sys.path:
 
 from tenacity import wait_exponential  # noqa: E402
 
-from sidecar.plan import Call, make_plan  # noqa: E402
+from sidecar.plan import Call, make_check_plan, make_plan  # noqa: E402
 from sidecar.references import parse_value_from  # noqa: E402
+from sidecar.refresh import JITTER, next_delay  # noqa: E402
 from sidecar.retry_policy import (  # noqa: E402
     BACKOFF_MAX_SECONDS,
     BACKOFF_MULTIPLIER_SECONDS,
@@ -239,6 +243,130 @@ def simulate(  # noqa: PLR0915 - one event loop and its handlers
     return result
 
 
+# --- what a refresh cycle costs -----------------------------------------------------------------------------
+#
+# Refresh mode checks every interval. For each way of checking AWSCURRENT secrets: the calls a fleet makes per
+# hour (from the sidecar's own check planner where the sidecar implements the option), dollars per month, the
+# share of each API's quota at the fleet's busiest second (tasks cycle on the sidecar's own jittered delay,
+# ``refresh.next_delay``), and how late a rotation can be noticed. Sources, checked when written:
+# - $0.05 per 10,000 Secrets Manager API calls: https://aws.amazon.com/secrets-manager/pricing/ (the page does
+#   not single out BatchGetSecretValue: one call is counted as one call);
+# - $0.03 per 10,000 KMS requests, charged for AWS managed keys too: https://aws.amazon.com/kms/pricing/;
+#   Secrets Manager decrypts a secret's data key with KMS to return its value (User Guide, "Secret encryption
+#   and decryption"); whether it caches data keys between reads is not documented, so one Decrypt per value
+#   read is counted: an upper bound;
+# - quotas per account and region: BatchGetSecretValue 100/s, DescribeSecret and GetSecretValue 10,000/s
+#   combined (Secrets Manager User Guide, quotas; a 2025 announcement gives DescribeSecret 40,000/s of its own),
+#   ListSecrets 100/s (2022 announcement); Parameter Store's standard throughput (no charge) as the fleet model
+#   above, 40/s;
+# - ListSecrets "might not reflect changes from the last five minutes" (botocore's model, API reference).
+
+SM_DOLLARS_PER_10K_CALLS = 0.05
+KMS_DOLLARS_PER_10K_REQUESTS = 0.03
+HOURS_PER_MONTH = 730
+LIST_SECRETS_LAG_S = 300.0  # ListSecrets "might not reflect changes from the last five minutes"
+MAX_LIST_FILTER_VALUES = 10  # botocore: FilterValuesStringList max 10
+REFRESH_QUOTAS: Mapping[str, float] = {
+    "BatchGetSecretValue": 100.0,
+    "DescribeSecret": 10_000.0,  # combined with GetSecretValue
+    "ListSecrets": 100.0,
+    "GetParameter": 40.0,  # standard throughput
+}
+
+
+@dataclass(frozen=True)
+class RefreshOption:
+    name: str
+    calls_per_cycle: Mapping[str, int]  # per task
+    kms_per_cycle: int  # values read, each a KMS Decrypt at most
+    notice: str  # how late a rotation can reach the files, at worst
+    notice_s: float | None  # the same in seconds, None when AWS bounds it nowhere
+    shipped: str
+
+
+@dataclass(frozen=True)
+class RefreshCost:
+    option: RefreshOption
+    calls_per_hour: int  # Secrets Manager and SSM calls of the whole fleet
+    sm_dollars_per_month: float
+    kms_dollars_per_month: float
+    peak_share: Mapping[str, float]  # the busiest second's calls over the quota, per API
+
+    @property
+    def total_dollars_per_month(self) -> float:
+        return self.sm_dollars_per_month + self.kms_dollars_per_month
+
+
+def refresh_options(secrets: int, interval_s: float) -> tuple[RefreshOption, ...]:
+    """The four ways to check ``secrets`` AWSCURRENT secrets; (a) and (c) are counted from the sidecar's planner."""
+    targets = [parse_value_from(f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:app/s{i:03d}-AbCdEf",
+                                REGION).target for i in range(secrets)]
+    described = Counter(c.operation for c in make_check_plan(targets, "never"))
+    batched = Counter(c.operation for c in make_check_plan(targets))
+    worst = interval_s * (1 + JITTER)
+    return (
+        RefreshOption("(a) DescribeSecret per secret", described, 0, f"{worst:.0f} s, then a GetSecretValue",
+                      worst, "SIDECAR_SM_BATCH=never"),
+        RefreshOption("(b) ListSecrets, name filter", {"ListSecrets": math.ceil(secrets / MAX_LIST_FILTER_VALUES)}, 0,
+                      f"{worst + LIST_SECRETS_LAG_S:.0f} s (listing lags up to 300 s)", worst + LIST_SECRETS_LAG_S,
+                      "no: can miss a rotation for an interval"),
+        RefreshOption("(c) BatchGetSecretValue, 20 ids", batched, secrets, f"{worst:.0f} s, value in the answer",
+                      worst, "the default"),
+        RefreshOption("(d) generation parameter + EventBridge", {"GetParameter": 1}, 0,
+                      f"{worst:.0f} s + event delivery (best effort)", None, "no: documented as a recipe"),
+    )
+
+
+def refresh_cost(tasks: int, secrets: int, interval_s: float, seed: int = 1) -> list[RefreshCost]:
+    """Every option for a fleet of ``tasks`` tasks checking ``secrets`` secrets every ``interval_s``: an hour of
+    cycles on the sidecar's jittered delay (``refresh.next_delay``), counted per second for the peak."""
+    rng = random.Random(seed)  # noqa: S311 - a seeded simulation, not cryptography
+    cycle_starts: list[int] = []
+    for _ in range(tasks):
+        now = rng.uniform(0, interval_s)
+        while now < 3600:
+            cycle_starts.append(int(now))
+            now += next_delay(interval_s, 0, rng)
+    busiest = max(Counter(cycle_starts).values())  # cycles begun in the busiest second
+    costs = []
+    for option in refresh_options(secrets, interval_s):
+        calls_per_hour = len(cycle_starts) * sum(option.calls_per_cycle.values())
+        sm_calls = len(cycle_starts) * sum(n for op, n in option.calls_per_cycle.items() if op != "GetParameter")
+        costs.append(RefreshCost(
+            option, calls_per_hour,
+            sm_dollars_per_month=sm_calls * HOURS_PER_MONTH / 10_000 * SM_DOLLARS_PER_10K_CALLS,
+            kms_dollars_per_month=len(cycle_starts) * option.kms_per_cycle * HOURS_PER_MONTH / 10_000
+            * KMS_DOLLARS_PER_10K_REQUESTS,
+            peak_share={op: busiest * n / REFRESH_QUOTAS[op] for op, n in option.calls_per_cycle.items()},
+        ))
+    return costs
+
+
+def refresh_table(costs: list[RefreshCost]) -> str:
+    base = costs[0]
+    rows = [
+        "| option | calls per cycle per task | fleet calls per hour | x (a) | Secrets Manager $ per month | x (a) | "
+        "KMS $ per month (at most) | total $ (at most) | x (a) | busiest second, share of the API's quota | "
+        "rotation noticed within | shipped |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---|---|",
+    ]
+    for c in costs:
+        per_cycle = ", ".join(f"{n} {op}" for op, n in sorted(c.option.calls_per_cycle.items()))
+        share = ", ".join(f"{op} {100 * s:.1f} %" for op, s in sorted(c.peak_share.items()))
+        dollars_ratio = c.sm_dollars_per_month / base.sm_dollars_per_month
+        rows.append(
+            f"| {c.option.name} | {per_cycle} | {c.calls_per_hour:,} | {c.calls_per_hour / base.calls_per_hour:.2f} | "
+            f"{c.sm_dollars_per_month:,.2f} | {dollars_ratio:.2f} | {c.kms_dollars_per_month:,.2f} | "
+            f"{c.total_dollars_per_month:,.2f} | {c.total_dollars_per_month / base.total_dollars_per_month:.2f} | "
+            f"{share} | "
+            f"{c.option.notice} | {c.option.shipped} |"
+        )
+    return "\n".join(rows)
+
+
+REFRESH_FLEET = (1000, 20, 300.0)  # tasks, secrets per task, SIDECAR_REFRESH_INTERVAL
+
+
 # --- the report -------------------------------------------------------------------------------------------
 
 MATRIX = [
@@ -356,13 +484,18 @@ def plot_sweep(sweep: dict[tuple[int, int, str, str], Result], path: Path) -> No
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="the matrix only, printed; no files written")
+    parser.add_argument("--quick", action="store_true",
+                        help="the matrix and the refresh cost only, printed; no files written")
     parser.add_argument("--out", type=Path, default=ROOT / "docs", help="where fleet-results.md and fleet.png go")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)
     started = time.monotonic()
     matrix = [simulate(s, strategy, seed=args.seed, policy=policy) for s in MATRIX for strategy, policy in RUNS]
     print(table(matrix))
+    refresh_tasks, refresh_secrets, refresh_interval = REFRESH_FLEET
+    refresh = refresh_table(refresh_cost(refresh_tasks, refresh_secrets, refresh_interval, seed=args.seed))
+    print(f"\nRefresh cost: {refresh_tasks} tasks x {refresh_secrets} secrets, {refresh_interval:g} s interval\n")
+    print(refresh)
     if args.quick:
         return 0
     sweep = {(tasks, secrets, strategy, policy.name): simulate(Scenario(tasks=tasks, secrets=secrets), strategy,
@@ -404,6 +537,18 @@ def main(argv: list[str] | None = None) -> int:
         "## Sweep (plotted in fleet.png)",
         "",
         "\n".join(sweep_rows),
+        "",
+        "## Refresh cost",
+        "",
+        f"{refresh_tasks:,} tasks in refresh mode, {refresh_secrets} Secrets Manager secrets each (all "
+        f"`AWSCURRENT`), `SIDECAR_REFRESH_INTERVAL={refresh_interval:g}`: an hour of cycles on the sidecar's "
+        f"jittered delay. ${SM_DOLLARS_PER_10K_CALLS:g} per 10,000 Secrets Manager calls, "
+        f"${KMS_DOLLARS_PER_10K_REQUESTS:g} per 10,000 KMS requests (one per value read: an upper bound), "
+        f"{HOURS_PER_MONTH} hours a month; quotas per second: "
+        f"{', '.join(f'{op} {rate:g}' for op, rate in REFRESH_QUOTAS.items())}. Sources and the reasoning: "
+        "[operations.md](operations.md#what-refresh-costs).",
+        "",
+        refresh,
         "",
         "## Retry budget",
         "",

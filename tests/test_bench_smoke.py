@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import inspect
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +13,7 @@ from types import ModuleType
 
 import pytest
 
+from sidecar.plan import MAX_BATCH_SECRET_IDS
 from sidecar.retry_policy import BACKOFF_MAX_SECONDS, BACKOFF_MULTIPLIER_SECONDS, MAX_ATTEMPTS, MAX_THROTTLED_ATTEMPTS
 from sidecar.settings.model import SM_BATCH_MODES
 
@@ -178,3 +180,33 @@ def test_feature_benchmark_smoke_run_checks_every_case_and_counts_its_calls() ->
     assert calls["plain"] == calls["botocore floor"] == "GetParameters 1, BatchGetSecretValue 1"
     assert "AssumeRole" in calls["roleArn"]  # the role's credentials come from one sts:AssumeRole
     assert "GetParametersByPath" in calls["parametersByPath"]
+
+
+# --- refresh cost ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("secrets", [5, 20, 45])
+def test_refresh_options_count_the_sidecars_own_check_plan(fleet: ModuleType, secrets: int) -> None:
+    described, listed, batched, generation = fleet.refresh_options(secrets, 300.0)
+    assert dict(described.calls_per_cycle) == {"DescribeSecret": secrets}
+    assert dict(batched.calls_per_cycle) == {"BatchGetSecretValue": math.ceil(secrets / MAX_BATCH_SECRET_IDS)}
+    assert dict(listed.calls_per_cycle) == {"ListSecrets": math.ceil(secrets / 10)}
+    assert dict(generation.calls_per_cycle) == {"GetParameter": 1}
+    assert (described.kms_per_cycle, batched.kms_per_cycle) == (0, secrets)  # only the batch reads values
+    assert listed.notice_s == described.notice_s + 300 and generation.notice_s is None
+
+
+def test_refresh_cost_is_arithmetic_over_an_hour_of_jittered_cycles(fleet: ModuleType) -> None:
+    tasks, secrets, interval = 200, 20, 300.0
+    described, listed, batched, generation = fleet.refresh_cost(tasks, secrets, interval, seed=3)
+    cycles = described.calls_per_hour / secrets
+    assert cycles == pytest.approx(tasks * 3600 / interval, rel=0.03)  # the jitter averages out
+    assert batched.calls_per_hour == cycles == generation.calls_per_hour
+    assert listed.calls_per_hour == 2 * cycles
+    month = cycles * fleet.HOURS_PER_MONTH
+    assert described.sm_dollars_per_month == pytest.approx(month * secrets * 0.05 / 10_000)
+    assert batched.sm_dollars_per_month == pytest.approx(month * 0.05 / 10_000)
+    assert batched.kms_dollars_per_month == pytest.approx(month * secrets * 0.03 / 10_000)
+    assert generation.sm_dollars_per_month == 0 and generation.total_dollars_per_month == 0
+    assert batched.total_dollars_per_month < described.total_dollars_per_month
+    assert fleet.refresh_cost(tasks, secrets, interval, seed=3) == [described, listed, batched, generation]
