@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import sys
 from pathlib import Path
 from typing import Any, get_args
 
@@ -464,3 +465,21 @@ def test_an_optional_object_is_noted_for_the_403_s3_gives_without_list_bucket() 
     assert "entry 'maybe' is optional" in listed[0]
     assert "arn:aws:s3:::bucket" in listed[0]
     assert "s3:ListBucket" not in {s["Action"] for s in result.task_role["Statement"]}
+
+
+def test_a_task_definition_is_read_from_stdin_with_a_dash(monkeypatch: pytest.MonkeyPatch) -> None:
+    described = {"taskDefinition": _task(("SIDECAR_SECRET_db", "/prod/db"))}  # describe-task-definition output
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(json.dumps(described).encode())))
+    out, err = io.StringIO(), io.StringIO()
+    code = iam_policy_command({"region": "eu-west-1"}, {}, task_definition="-", stdout=out, stderr=err)
+    assert code == 0, err.getvalue()
+    assert json.loads(out.getvalue())["Statement"][0]["Resource"] == (
+        f"arn:aws:ssm:eu-west-1:{ACCOUNT}:parameter/prod/db")
+
+
+def test_an_unreadable_task_definition_is_exit_2_in_one_line(tmp_path: Path) -> None:
+    out, err = io.StringIO(), io.StringIO()
+    code = iam_policy_command({}, {}, task_definition=str(tmp_path / "missing.json"), stdout=out, stderr=err)
+    assert (code, out.getvalue()) == (2, "")
+    missing = tmp_path / "missing.json"
+    assert err.getvalue() == f"secrets-sidecar iam-policy: cannot read {missing}: No such file or directory\n"
