@@ -353,7 +353,7 @@ def _too_large(target: Target, max_bytes: int) -> Failure:
     return Failure("TooLarge", f"{target.describe()} is larger than SIDECAR_MAX_BYTES ({max_bytes} bytes)")
 
 
-# --- metadata checks (refresh mode): versions, never values -------------------------------------------------
+# --- refresh checks: versions, and the values a batch answers with anyway ---------------------------------
 
 
 def check(clients: ClientFactory, call: Call, max_bytes: int) -> dict[Target, CheckOutcome]:

@@ -106,6 +106,7 @@ CLAIMS = (
     Claim("ceil(P/{})", (plan.MAX_GET_PARAMETERS_NAMES,)),
     Claim("ceil(S/{})", (plan.MAX_BATCH_SECRET_IDS,)),
     Claim("`SecretIdList` takes 1 to {} ids", (plan.MAX_BATCH_SECRET_IDS,)),
+    Claim("({} Secrets Manager secrets to a call", (plan.MAX_BATCH_SECRET_IDS,)),
     Claim("at most with the +-{} % jitter", (refresh.JITTER * 100,)),
     Claim("`BatchGetSecretValue` with up to {} ids per call", (plan.MAX_BATCH_SECRET_IDS,)),
     # limits and defaults outside the settings table
