@@ -24,8 +24,9 @@ PINNED_OBJECT_PERMISSION: Final = "s3:GetObjectVersion"  # GetObject with a vers
 
 def _aws_errors() -> tuple[type[BaseException], ...]:
     from botocore.exceptions import BotoCoreError, ClientError
+    from botocore.parsers import ResponseParserError  # not a BotoCoreError: an answer botocore cannot read
 
-    return (BotoCoreError, ClientError)
+    return (BotoCoreError, ClientError, ResponseParserError)
 
 
 AWS_ERRORS: Final = _aws_errors()  # this module is only imported when a run needs botocore
@@ -41,7 +42,9 @@ def classify(exc: BaseException) -> ErrorClass:
         code = str(exc.response.get("Error", {}).get("Code", "Unknown"))
         return classify_code(code, exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
     credentials = isinstance(exc, bce.CredentialRetrievalError)
-    transient = credentials or isinstance(exc, bce.HTTPClientError | bce.ConnectionError)
+    # An answer that does not parse (a proxy's HTML page, a cut-off body): botocore's own message says a
+    # retry may succeed.
+    transient = credentials or isinstance(exc, bce.HTTPClientError | bce.ConnectionError | _parser_error())
     return ErrorClass(type(exc).__name__, transient, credentials=credentials)
 
 
@@ -66,7 +69,16 @@ def aws_message(exc: BaseException) -> str:
 
     if isinstance(exc, ClientError):
         return str(exc.response.get("Error", {}).get("Message", ""))
+    if isinstance(exc, _parser_error()):
+        # Its text quotes the whole answer, which may hold a value (or an assumed role's secret key).
+        return "the answer could not be parsed"
     return str(exc)
+
+
+def _parser_error() -> type[Exception]:
+    from botocore.parsers import ResponseParserError
+
+    return ResponseParserError
 
 
 def failure_for(code: str, message: str, target: Target, operation: str) -> Failure:

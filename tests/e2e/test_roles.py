@@ -17,7 +17,7 @@ import boto3
 import pytest
 
 from tests.conftest import ACCOUNT, DUMMY_CREDENTIALS, REGION, SecretValues, run_sidecar, sidecar_env
-from tests.e2e.faultproxy import FaultProxy, query_error
+from tests.e2e.faultproxy import FaultProxy, Rule, query_error
 from tests.e2e.helpers import api_calls, assert_failed, assert_ok, full_state, secrets_json
 
 READER = "arn:aws:iam::111111111111:role/reader"
@@ -150,6 +150,26 @@ def test_a_throttled_assume_role_is_retried_by_the_run_policy(
         ("assume_role", READER, REGION, 1), ("assume_role", READER, REGION, 2)]
     assert [s.action for s in proxy.seen if s.operation == "sts.AssumeRole"] == ["status 400", "status 400",
                                                                                   "forwarded"]
+
+
+def test_an_answer_that_does_not_parse_is_retried_and_never_quoted(
+    accounts: dict[str | None, Account], moto: str, proxy: FaultProxy, previous: Path, secret_values: SecretValues,
+) -> None:
+    """botocore's parser error quotes the whole answer, here an assumed role's secret key cut off mid-way: the run
+    retries it like a network fault, then fails with one line that quotes nothing of it."""
+    accounts[READER].parameter("/shared/api-key", str(secret_values.add("never-read-either")))
+    key = str(secret_values.add("wJalrXUtnFEMI-cut-off-secret-key"))
+    garbled = f"<AssumeRoleResponse><AssumeRoleResult><Credentials><SecretAccessKey>{key}".encode()
+    proxy.add(Rule(operation="sts.AssumeRole", status=200, body=garbled, content_type="text/xml"))
+    before = full_state(previous)
+    result = run_sidecar(_env(proxy.url, previous, {"name": "api_key", "valueFrom": "/shared/api-key"},
+                              SIDECAR_ROLE_ARN=READER, SIDECAR_TIMEOUT="8"))
+    failed = assert_failed(result, 3)
+    assert "ResponseParserError" in failed["reason"]
+    assert READER in failed["reason"]
+    assert "Traceback" not in result.stdout + result.stderr
+    assert full_state(previous) == before
+    assert len([s for s in proxy.seen if s.operation == "sts.AssumeRole"]) > 1  # retried, as the parser suggests
 
 
 def test_a_role_arn_of_the_wrong_shape_is_exit_2_before_any_call(moto: str, proxy: FaultProxy, outdir: Path) -> None:
