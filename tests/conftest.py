@@ -465,11 +465,14 @@ def run_sidecar(
     return SidecarResult(completed.returncode, completed.stdout.decode(), completed.stderr.decode())
 
 
-def snapshot(directory: Path) -> dict[str, tuple[str, bytes | str]]:
-    """Everything under ``directory``: regular files' bytes, links' targets, directories."""
+def snapshot(directory: Path, *, skip: str | None = None) -> dict[str, tuple[str, bytes | str]]:
+    """Everything under ``directory``: regular files' bytes, links' targets, directories. Names beginning
+    with ``skip`` are left out before they are read: a running sidecar replaces its health file at any moment."""
     result: dict[str, tuple[str, bytes | str]] = {}
     for path in sorted(directory.rglob("*")):
         relative = str(path.relative_to(directory))
+        if skip is not None and relative.startswith(skip):
+            continue
         if path.is_symlink():
             result[relative] = ("link", os.readlink(path))
         elif path.is_dir():

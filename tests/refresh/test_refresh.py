@@ -202,7 +202,7 @@ def test_a_failing_refresh_keeps_the_files_and_the_health_check_tells(
     assert unhealthy.code == 1
     assert unhealthy.stdout.startswith("unhealthy: last good refresh")
     assert "ResourceNotFoundException" in unhealthy.stdout
-    after = {k: v for k, v in snapshot(tmp_path).items() if not k.startswith("..health")}
+    after = snapshot(tmp_path, skip="..health")
     assert after == {k: v for k, v in before.items() if not k.startswith("..health")}
     assert sidecar.process.poll() is None  # still running, still trying
     assert sidecar.stop() == 0
@@ -300,14 +300,14 @@ def test_a_rotation_the_jmes_path_no_longer_matches_keeps_the_set_until_one_does
     sidecar = start(sidecars, env)
     sidecar.wait_for("refresh_started")
     assert (tmp_path / "pw").read_bytes() == b"nested-pw-one"
-    before = {k: v for k, v in snapshot(tmp_path).items() if not k.startswith("..health")}
+    before = snapshot(tmp_path, skip="..health")
 
     aws.ssm.put_parameter(Name="/app/nested", Value=document("nested-pw-two", "replica"), Type="SecureString",
                           Overwrite=True)
     failed = sidecar.wait_for("refresh_failed", timeout=10)
     assert failed["reason"] == "'pw': jmesPath 'db.primary.password' matches nothing in parameter /app/nested in " \
         "eu-west-1"
-    assert {k: v for k, v in snapshot(tmp_path).items() if not k.startswith("..health")} == before
+    assert snapshot(tmp_path, skip="..health") == before
 
     aws.ssm.put_parameter(Name="/app/nested", Value=document("nested-pw-three"), Type="SecureString",
                           Overwrite=True)
