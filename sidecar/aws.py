@@ -10,6 +10,7 @@ Each operation maps results back to targets by identity, never by position.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
@@ -123,11 +124,21 @@ class ClientFactory:
 
 def known_regions(session: Session | None = None) -> frozenset[str]:
     """Every region in botocore's endpoint data, across partitions. With a session, its caching loader is
-    used, so the endpoint data is parsed once for this check and for every client."""
+    used, so the endpoint data is parsed once for this check and for every client; without one (``check``, the
+    linter, which may read a thousand task definitions), once per process."""
+    if session is None:
+        return _known_regions_offline()
+    return _regions(session.get_component("data_loader").load_data("endpoints"))
+
+
+@functools.cache
+def _known_regions_offline() -> frozenset[str]:
     from botocore.loaders import create_loader
 
-    loader = session.get_component("data_loader") if session is not None else create_loader()
-    endpoints = loader.load_data("endpoints")
+    return _regions(create_loader().load_data("endpoints"))
+
+
+def _regions(endpoints: Mapping[str, Any]) -> frozenset[str]:
     return frozenset(region for partition in endpoints["partitions"] for region in partition["regions"])
 
 
