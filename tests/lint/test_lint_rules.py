@@ -279,6 +279,16 @@ def test_the_sidecars_own_warnings_and_unseen_settings_are_warnings() -> None:
     assert "SIDECAR_SECRET_extra come from the container's secrets" in text
 
 
+def entry_error(entry: object) -> str:
+    """The one finding a sidecar entry the sidecar would reject gets: an error that says it exits with 2."""
+    task = good_task()
+    set_env(task, "secrets-sidecar", "SIDECAR_SECRETS", json.dumps([entry]))
+    (finding,) = hits(task, "sidecar-config")
+    assert (finding.severity, finding.container) == ("error", "secrets-sidecar")
+    assert "exit with code 2" in finding.message
+    return finding.message
+
+
 def test_a_sidecar_configured_with_no_secret_is_an_error() -> None:
     task = good_task()
     container(task, "secrets-sidecar")["environment"] = []
@@ -303,12 +313,7 @@ JMES_ARN = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:prod/app/db-AbC
     ],
 )
 def test_a_jmes_path_the_sidecar_rejects_is_an_error(entry: dict[str, str], says: str) -> None:
-    task = good_task()
-    set_env(task, "secrets-sidecar", "SIDECAR_SECRETS", json.dumps([entry]))
-    (finding,) = hits(task, "sidecar-config")
-    assert (finding.severity, finding.container) == ("error", "secrets-sidecar")
-    assert says in finding.message
-    assert "exit with code 2" in finding.message
+    assert says in entry_error(entry)
 
 
 def test_a_valid_jmes_path_is_no_finding() -> None:
@@ -369,12 +374,7 @@ def test_a_parameter_tree_is_no_finding() -> None:
     ],
 )
 def test_a_parameter_tree_the_sidecar_rejects_is_an_error(entry: dict[str, object], says: str) -> None:
-    task = good_task()
-    set_env(task, "secrets-sidecar", "SIDECAR_SECRETS", json.dumps([entry]))
-    (finding,) = hits(task, "sidecar-config")
-    assert (finding.severity, finding.container) == ("error", "secrets-sidecar")
-    assert says in finding.message
-    assert "exit with code 2" in finding.message
+    assert says in entry_error(entry)
 
 
 # --- sidecar-root, sidecar-writable-root ----------------------------------------------------------------
