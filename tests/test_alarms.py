@@ -6,12 +6,8 @@ writes, since CloudWatch matches a metric by all of its dimensions. cfn-lint che
 from __future__ import annotations
 
 import json
-import os
 import re
 import shlex
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +15,7 @@ import pytest
 
 from sidecar.metrics import ENDED_WELL, METRICS, Counts, Task, dimensions, document
 from tests.emf_spec import problems
+from tests.lint.test_lint_examples import cfn_lint
 
 ROOT = Path(__file__).resolve().parent.parent
 OPERATIONS = (ROOT / "docs" / "operations.md").read_text(encoding="utf-8")
@@ -102,14 +99,9 @@ def test_the_template_alarms_name_what_the_sidecar_writes() -> None:
         assert alarm["Dimensions"][-1]["Value"] == "start"
 
 
-def _cfn_lint(path: Path) -> subprocess.CompletedProcess[str]:
-    program = shutil.which("cfn-lint", path=os.path.dirname(sys.executable)) or "cfn-lint"
-    return subprocess.run([program, str(path)], capture_output=True, text=True, timeout=120, check=False)
-
-
 @pytest.mark.slow
 def test_cfn_lint_accepts_the_alarm_template() -> None:
-    result = _cfn_lint(TEMPLATE)
+    result = cfn_lint(TEMPLATE)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -117,6 +109,6 @@ def test_cfn_lint_accepts_the_alarm_template() -> None:
 def test_cfn_lint_rejects_a_broken_copy_of_the_alarm_template(tmp_path: Path) -> None:
     broken = tmp_path / "broken.yaml"
     broken.write_text(TEMPLATE.read_text().replace("GreaterThanThreshold", "GreaterThenThreshold"))
-    result = _cfn_lint(broken)
+    result = cfn_lint(broken)
     assert result.returncode != 0
     assert "GreaterThenThreshold" in result.stdout

@@ -81,14 +81,14 @@ def test_the_ec2_example_uses_a_task_scoped_tmpfs_owned_by_the_sidecar() -> None
 # --- CloudFormation ---------------------------------------------------------------------------------------
 
 
-def _cfn_lint(path: Path) -> subprocess.CompletedProcess[str]:
+def cfn_lint(path: Path) -> subprocess.CompletedProcess[str]:
     program = shutil.which("cfn-lint", path=os.path.dirname(sys.executable)) or "cfn-lint"
     return subprocess.run([program, str(path)], capture_output=True, text=True, timeout=120, check=False)
 
 
 @pytest.mark.slow
 def test_cfn_lint_accepts_the_template() -> None:
-    result = _cfn_lint(TEMPLATE)
+    result = cfn_lint(TEMPLATE)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -96,7 +96,7 @@ def test_cfn_lint_accepts_the_template() -> None:
 def test_cfn_lint_rejects_a_broken_copy_of_the_template(tmp_path: Path) -> None:
     broken = tmp_path / "broken.yaml"
     broken.write_text(TEMPLATE.read_text().replace("HEALTHY, SUCCESS]", "HEALTHY, SUCCES]"))
-    result = _cfn_lint(broken)
+    result = cfn_lint(broken)
     assert result.returncode != 0
     assert "E3030" in result.stdout
 
