@@ -30,8 +30,9 @@ $(DEMO_VENV)/.installed: pyproject.toml
 demo: $(DEMO_VENV)/.installed
 	$(DEMO_VENV)/bin/python examples/demo.py
 
+# One worker per core, at most 4 (each builds the image once and runs its own moto server).
 test: $(VENV)/.installed
-	$(PY) -m pytest
+	$(PY) -m pytest -n auto --maxprocesses 4
 
 test-fast: $(VENV)/.installed
 	$(PY) -m pytest -m fast -q
