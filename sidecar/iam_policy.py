@@ -118,18 +118,17 @@ def required_calls(settings: Settings) -> tuple[Call, ...]:
         calls += make_check_plan(targets, settings.sm_batch)
     return calls + tuple(
         replace(call, region=call.failover_region, failover_region=None,
-                targets=tuple(in_region(target, call.failover_region) for target in call.targets))
+                targets=tuple(in_failover_region(target, call.failover_region) for target in call.targets))
         for call in calls if call.failover_region is not None
     )
 
 
-def in_region(target: Target, region: str) -> Target:
-    """``target`` as its failover call reads it: a secret's replica has the same ARN but for the region (Secrets
-    Manager User Guide, Replicate secrets across Regions); a parameter or tree, the same name there."""
+def in_failover_region(target: Target, region: str) -> Target:
+    """``target`` as its failover call reads it: a secret's replica has the same ARN but for the region
+    (``SecretTarget.secret_id_in``, as the fetch addresses it); a parameter or tree, the same name there."""
     moved = replace(target, region=region, failover_region=None)
     if isinstance(moved, SecretTarget):
-        parts = moved.secret_id.split(":", 4)
-        return replace(moved, secret_id=":".join([*parts[:3], region, parts[4]]))
+        return replace(moved, secret_id=moved.secret_id_in(region))
     return moved
 
 
