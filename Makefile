@@ -30,9 +30,8 @@ $(DEMO_VENV)/.installed: pyproject.toml
 demo: $(DEMO_VENV)/.installed
 	$(DEMO_VENV)/bin/python examples/demo.py
 
-# One worker per core, at most 4 (each builds the image once and runs its own moto server).
 test: $(VENV)/.installed
-	$(PY) -m pytest -n auto --maxprocesses 4
+	$(PY) -m pytest
 
 test-fast: $(VENV)/.installed
 	$(PY) -m pytest -m fast -q
